@@ -1,0 +1,33 @@
+# Two commands a new user needs (see README):
+#   make demo   set everything up, start the embedded local cluster, run a short load, print results
+#   make test   set everything up and run the whole test suite (what CI runs)
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/python -m cluster.deploy.demo
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python bench/node_throughput.py
+
+clean:
+	rm -rf $(VENV) run

@@ -1,0 +1,167 @@
+"""Reference nodes as local processes on loopback (the embedded default).
+
+A `LocalNode` is one `refnode` process with its own config, data directory and log file.
+Children are started with PR_SET_PDEATHSIG so that none outlives the Python process that
+started it, even when that process is killed or a test fails half-way.
+"""
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cluster.wire import info as winfo
+from cluster.wire import proto
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass  # not Linux: LocalNode.__exit__ / atexit still stop the node
+
+
+def free_port_block(count: int, start: int = 20000, end: int = 60000) -> int:
+    """First port P in [start, end) such that P..P+count-1 are all free on 127.0.0.1."""
+    port = start + (os.getpid() * 37) % (end - start - count)  # spread parallel runs apart
+    for _ in range((end - start) // count):
+        socks = []
+        try:
+            for i in range(count):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", port + i))
+                socks.append(s)
+            return port
+        except OSError:
+            port = start + (port + count - start) % (end - start - count)
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free block of loopback ports")
+
+
+def info_request(host: str, port: int, commands: list[str], timeout: float = 2.0) -> dict[str, str]:
+    """Send one info request and return {command: value}."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(winfo.build_request(commands))
+        header = _recv_exact(sock, proto.HEADER_SIZE)
+        _type, size = proto.unpack_header(header)
+        return winfo.parse_response(_recv_exact(sock, size))
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed mid-reply")
+        buf += chunk
+    return bytes(buf)
+
+
+class LocalNode:
+    """One node process. `settings` are `--set KEY=VALUE` overrides for its config."""
+
+    def __init__(self, work_dir: str | Path, port: int, settings: list[str] = (), config: str | None = None,
+                 host: str = "127.0.0.1"):
+        self.work_dir = Path(work_dir)
+        self.host = host
+        self.port = port
+        self.settings = list(settings)
+        self.config = config
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.work_dir / "node.log"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "cluster.node.main", "--port", str(self.port),
+               "--work-dir", str(self.work_dir), "--set", f"network.service.address={self.host}"]
+        if self.config:
+            cmd += ["--config", self.config]
+        for item in self.settings:
+            cmd += ["--set", item]
+        return cmd
+
+    def start(self, wait: float = 20.0) -> "LocalNode":
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        repo_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ, PYTHONPATH=repo_root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                     preexec_fn=_die_with_parent)
+        log.close()
+        if wait:
+            self.wait_ready(wait)
+        return self
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"node on port {self.port} exited with {self.proc.returncode}; "
+                                   f"log tail:\n{self.log_tail()}")
+            try:
+                if info_request(self.host, self.port, ["node"], timeout=0.5).get("node"):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"node on port {self.port} not ready after {timeout}s; log tail:\n{self.log_tail()}")
+
+    def info(self, command: str) -> str:
+        return info_request(self.host, self.port, [command])[command]
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.is_running():
+            self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        """SIGKILL: the node gets no chance to flush anything."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it does not exit in time."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def pause(self) -> None:
+        self.signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.signal(signal.SIGCONT)
+
+    def restart(self, wait: float = 20.0) -> "LocalNode":
+        self.stop()
+        return self.start(wait)
+
+    def __enter__(self) -> "LocalNode":
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.resume()
+        self.stop()

@@ -1,0 +1,152 @@
+"""Info commands (proto type 1) as asinfo and the official clients know them.
+
+Each handler returns the value text for one request line; unknown commands answer
+`ERROR:4:unrecognized command`, bad arguments `ERROR:4:<why>`.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from cluster.node.config import NAMESPACE, NETWORK, SERVICE, STORAGE, ConfigError
+from cluster.wire.info import error_value, parse_command
+
+if TYPE_CHECKING:
+    from cluster.node.server import Node
+
+log = logging.getLogger(__name__)
+
+BUILD = "7.2.0.0"  # >= 6.0 selects the modern batch format; < 8.1 avoids 8.1-only client paths
+FEATURES = ("batch-any;batch-index;blob-bits;cdt-list;cdt-map;cluster-stable;float;peers;"
+            "pipelining;pquery;pscans;query-show;replicas;replicas-all;replicas-master;replicas-max")
+
+
+class InfoError(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _kv(pairs: dict) -> str:
+    return ";".join(f"{k}={v}" for k, v in pairs.items())
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+class InfoHandler:
+    def __init__(self, node: "Node"):
+        self.node = node
+        self.commands: dict[str, Callable[[list[str], dict[str, str]], str]] = {
+            "node": lambda a, k: node.name,
+            "build": lambda a, k: BUILD,
+            "version": lambda a, k: f"Aerospike Community Edition build {BUILD}",
+            "edition": lambda a, k: "Aerospike Community Edition",
+            "features": lambda a, k: FEATURES,
+            "partitions": lambda a, k: "4096",
+            "status": lambda a, k: "ok",
+            "cluster-name": lambda a, k: node.cfg.service["cluster-name"],
+            "partition-generation": lambda a, k: str(node.partition_table.generation),
+            "rebalance-generation": lambda a, k: str(node.rebalance_generation),
+            "cluster-generation": lambda a, k: str(node.cluster_generation),
+            "peers-generation": lambda a, k: str(node.peers_generation),
+            "peers-clear-std": lambda a, k: self._peers(),
+            "peers-clear-alt": lambda a, k: self._peers(),
+            "peers-tls-std": lambda a, k: f"{node.peers_generation},,[]",
+            "peers-tls-alt": lambda a, k: f"{node.peers_generation},,[]",
+            "alumni-clear-std": lambda a, k: self._peers(),
+            "service": lambda a, k: node.service_address(),
+            "service-clear-std": lambda a, k: node.service_address(),
+            "service-clear-alt": lambda a, k: node.service_address(),
+            "services": lambda a, k: ";".join(p.service for p in node.peers()),
+            "services-alumni": lambda a, k: ";".join(p.service for p in node.peers()),
+            "replicas": self._replicas,
+            "replicas-all": lambda a, k: node.partition_table.replicas_value(with_regime=False),
+            "replicas-master": lambda a, k: node.partition_table.master_value(),
+            "rack-ids": lambda a, k: ";".join(f"{ns}:{p['rack-id']}" for ns, p in node.cfg.namespaces.items()),
+            "namespaces": lambda a, k: ";".join(node.namespaces),
+            "namespace": self._namespace,
+            "sets": lambda a, k: "",
+            "bins": lambda a, k: "",
+            "sindex": lambda a, k: "",
+            "statistics": lambda a, k: _kv({key: _fmt(v) for key, v in node.statistics().items()}),
+            "get-config": self._get_config,
+            "set-config": self._set_config,
+            "cluster-stable": self._cluster_stable,
+            "user-agent-set": lambda a, k: "ok",
+            "log-message": self._log_message,
+        }
+
+    def answer(self, line: str) -> str:
+        name, args, kv = parse_command(line)
+        handler = self.commands.get(name)
+        if handler is None:
+            return error_value(4, "unrecognized command")
+        try:
+            return handler(args, kv)
+        except InfoError as exc:
+            return error_value(exc.code, str(exc))
+        except ConfigError as exc:
+            return error_value(4, str(exc))
+
+    def _peers(self) -> str:
+        # Other nodes only: listing ourselves makes the official client add a duplicate node.
+        entries = ",".join(f"[{p.name},,[{p.service}]]" for p in self.node.peers())
+        return f"{self.node.peers_generation},,[{entries}]"
+
+    def _replicas(self, args, kv) -> str:
+        max_cols = kv.get("max")
+        return self.node.partition_table.replicas_value(max_columns=int(max_cols) if max_cols else None)
+
+    def _namespace(self, args, kv) -> str:
+        if not args or args[0] not in self.node.namespaces:
+            raise InfoError(2, "namespace not found")
+        return _kv({k: _fmt(v) for k, v in self.node.namespace_statistics(args[0]).items()})
+
+    def _get_config(self, args, kv) -> str:
+        cfg = self.node.cfg
+        context = kv.get("context", "service")
+        if context == "service":
+            values = {p.name: cfg.service[p.name] for p in SERVICE}
+        elif context == "network":
+            values = {f"{ctx}.{p.name}": cfg.network[ctx][p.name] for ctx, params in NETWORK.items() for p in params}
+        elif context == "namespace":
+            ns = kv.get("id") or kv.get("namespace")
+            if ns not in cfg.namespaces:
+                raise InfoError(4, f"namespace {ns!r} not found")
+            values = {p.name: cfg.namespaces[ns][p.name] for p in NAMESPACE}
+            values.update({f"storage-engine.{p.name}": cfg.namespaces[ns]["storage-engine"][p.name] for p in STORAGE})
+        else:
+            raise InfoError(4, f"unknown context {context!r}")
+        return _kv({k: _fmt(v) for k, v in values.items()})
+
+    def _set_config(self, args, kv) -> str:
+        context = kv.pop("context", None)
+        if context is None:
+            raise InfoError(4, "set-config needs context=")
+        self.node.cfg.set_dynamic(context, kv)
+        self.node.config_changed(context)
+        log.info("set-config context=%s %s", context, kv)
+        return "ok"
+
+    def _cluster_stable(self, args, kv) -> str:
+        """asinfo semantics: the cluster key if stable, else an error naming why."""
+        node = self.node
+        expected = kv.get("size")
+        if expected is not None and int(expected) != node.cluster_size:
+            raise InfoError(1, "cluster not specified size")
+        if kv.get("ignore-migrations", "false").lower() not in ("true", "yes") and node.migrations_remaining():
+            raise InfoError(1, "unstable cluster")
+        if not node.cluster_is_stable():
+            raise InfoError(1, "unstable cluster")
+        return f"{node.cluster_key:X}"
+
+    def _log_message(self, args, kv) -> str:
+        log.info("log-message: %s", kv.get("message", ""))
+        return "ok"
+

@@ -1,0 +1,1 @@
+"""YCSB-style workloads for the harness: generators, property files, CoreWorkload, measurements."""
