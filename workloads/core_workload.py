@@ -33,9 +33,9 @@ read of the next ``count`` *key numbers* in YCSB's key order, i.e. logical key n
 those key names in ``keys`` (``keys[0] == startkey``) and should read the ones that exist.
 This is an approximation: a range scan on an ordered store returns the keys that sort
 after ``startkey``, which with hashed insert order are other records than these. It keeps
-what matters for load — a start key drawn from the request distribution, a uniformly drawn
-length, the same number of records read and bytes moved — but it is ``count`` point lookups,
-not one ordered range read.
+what matters for load — a start key drawn from the request distribution, a length drawn
+from ``scanlengthdistribution``, the same number of records read and bytes moved — but it
+is ``count`` point lookups, not one ordered range read.
 """
 
 import random

@@ -105,7 +105,9 @@ class Measurements:
         service = end - start
         intended = service if intended_start is None else max(service, end - intended_start)
         with self._lock:
-            stats = self._ops.get(op) or self._ops.setdefault(op, _OpStats())
+            stats = self._ops.get(op)
+            if stats is None:
+                stats = self._ops[op] = _OpStats()
             for kind, seconds in ((SERVICE, service), (INTENDED, intended)):
                 micros = _micros(seconds)
                 stats.total[kind].record(micros)
