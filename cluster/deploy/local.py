@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 from cluster.wire import info as winfo
 from cluster.wire import proto
 
@@ -70,13 +72,15 @@ class LocalNode:
     """One node process. `settings` are `--set KEY=VALUE` overrides for its config."""
 
     def __init__(self, work_dir: str | Path, port: int, settings: list[str] = (), config: str | None = None,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", detached: bool = False, pid: int | None = None):
         self.work_dir = Path(work_dir)
+        self.detached = detached  # True for `refcluster up`: the node outlives the command
         self.host = host
         self.port = port
         self.settings = list(settings)
         self.config = config
         self.proc: subprocess.Popen | None = None
+        self._pid = pid  # a node started by another process (refcluster CLI state)
         self.log_path = self.work_dir / "node.log"
 
     @property
@@ -97,8 +101,8 @@ class LocalNode:
         log = open(self.log_path, "ab")
         repo_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, PYTHONPATH=repo_root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     preexec_fn=_die_with_parent)
+        lifetime = {"start_new_session": True} if self.detached else {"preexec_fn": _die_with_parent}
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, **lifetime)
         log.close()
         if wait:
             self.wait_ready(wait)
@@ -126,27 +130,52 @@ class LocalNode:
         except FileNotFoundError:
             return "(no log)"
 
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else self._pid
+
     def is_running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        if self.proc is not None:
+            return self.proc.poll() is None
+        if self._pid is None:
+            return False
+        try:
+            return psutil.Process(self._pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
 
     def signal(self, sig: int) -> None:
         if self.is_running():
-            self.proc.send_signal(sig)
+            os.kill(self.pid, sig)
+
+    def _wait_exit(self, timeout: float) -> bool:
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        try:
+            psutil.Process(self._pid).wait(timeout)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            return False
+        return True
 
     def kill(self) -> None:
         """SIGKILL: the node gets no chance to flush anything."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.is_running():
+            os.kill(self.pid, signal.SIGKILL)
+            self._wait_exit(10)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it does not exit in time."""
-        if self.proc is None or self.proc.poll() is not None:
+        if not self.is_running():
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        self.resume()  # a paused process cannot act on SIGTERM
+        os.kill(self.pid, signal.SIGTERM)
+        if not self._wait_exit(timeout):
             self.kill()
 
     def pause(self) -> None:
@@ -163,5 +192,4 @@ class LocalNode:
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc) -> None:
-        self.resume()
         self.stop()

@@ -8,6 +8,7 @@ from cluster.node.config import NodeConfig
 from cluster.storage.device import DeviceStore
 from cluster.storage.engine import StorageEngine
 from cluster.storage.memory import MemoryStore
+from cluster.storage.record import now_cl_seconds
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ def open_storage(cfg: NodeConfig, name: str) -> StorageEngine:
         defrag_lwm_pct=se["defrag-lwm-pct"],
         flush_max_ms=se["flush-max-ms"],
         commit_to_device=se["commit-to-device"],
+        now_s=now_cl_seconds(),
     )
 
 
@@ -54,6 +56,13 @@ class Namespace:
             log.warning("namespace %s %s stop-writes (used %.1f%% avail %.1f%%)", self.name,
                         "breached" if breached else "cleared", st.used_pct, st.avail_pct)
         self.stop_writes = breached
+
+    def apply_storage_params(self) -> None:
+        """Push dynamic storage-engine settings (set-config) down to the store."""
+        se = self.params["storage-engine"]
+        if isinstance(self.storage, DeviceStore):
+            self.storage.defrag_lwm_pct = se["defrag-lwm-pct"]
+            self.storage.flush_max_ms = se["flush-max-ms"]
 
     def tick(self, now_ms: int) -> None:
         self.storage.tick(now_ms)

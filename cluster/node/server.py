@@ -22,6 +22,7 @@ from cluster.node.namespace import Namespace
 from cluster.node.partition_table import PartitionTable, bitmap
 from cluster.node.service import ServiceProtocol
 from cluster.node.transactions import Transactions
+from cluster.storage.record import now_cl_ms
 from cluster.wire.digest import N_PARTITIONS
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class Node:
         period = self.cfg.service["tick-ms"] / 1000
         while True:
             await asyncio.sleep(period)
-            now_ms = int(time.monotonic() * 1000)
+            now_ms = now_cl_ms()  # storage expiry compares against void-times on the citrusleaf clock
             for ns in self.namespaces.values():
                 try:
                     ns.tick(now_ms)
@@ -121,6 +122,7 @@ class Node:
 
     def config_changed(self, context: str) -> None:
         for ns in self.namespaces.values():
+            ns.apply_storage_params()
             ns.evaluate_stop_writes()
 
     def statistics(self) -> dict[str, Any]:

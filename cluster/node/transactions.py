@@ -165,7 +165,10 @@ class Transactions:
         if meta is None:
             return Outcome(ResultCode.KEY_NOT_FOUND)
         self._check_generation(ns, meta, info2, generation)
-        ns.storage.delete(digest)  # deletes are allowed under stop-writes
+        try:
+            ns.storage.delete(digest)  # deletes are allowed under stop-writes ...
+        except OutOfSpace as exc:  # ... unless not even a tombstone fits
+            raise AerospikeError(ResultCode.OUT_OF_SPACE, str(exc)) from exc
         return Outcome(ResultCode.OK)
 
     # -- writes ---------------------------------------------------------------------

@@ -21,7 +21,7 @@ EVERY_TYPE = {
 }
 
 
-@pytest.mark.parametrize("key", [1, -5, 0, 2**40, "get_key_digest", "", "ünïcode", bytearray(b"askluy3oijs"), b""])
+@pytest.mark.parametrize("key", [1, -5, 0, 2**40, "get_key_digest", "", "ünïcode", bytearray(b"askluy3oijs")])
 @pytest.mark.parametrize("set_name", ["demo", ""])
 def test_digest_matches_official_client(key, set_name):
     expected = aerospike.calc_digest(NS, set_name, key)
@@ -107,11 +107,11 @@ def test_exists_policies_and_generation(aero):
     with pytest.raises(ex.RecordNotFound):
         aero.put(key, {"a": 1}, policy={"exists": aerospike.POLICY_EXISTS_UPDATE})
     with pytest.raises(ex.RecordNotFound):
-        aero.put(key, {"a": 1}, policy={"exists": aerospike.POLICY_EXISTS_REPLACE_ONLY})
+        aero.put(key, {"a": 1}, policy={"exists": aerospike.POLICY_EXISTS_REPLACE})  # the client's REPLACE_ONLY
     aero.put(key, {"a": 1, "b": 2}, policy={"exists": aerospike.POLICY_EXISTS_CREATE})
     with pytest.raises(ex.RecordExistsError):
         aero.put(key, {"a": 1}, policy={"exists": aerospike.POLICY_EXISTS_CREATE})
-    aero.put(key, {"c": 3}, policy={"exists": aerospike.POLICY_EXISTS_REPLACE})
+    aero.put(key, {"c": 3}, policy={"exists": aerospike.POLICY_EXISTS_CREATE_OR_REPLACE})
     assert aero.get(key)[2] == {"c": 3}
     aero.put(key, {"d": 4}, policy={"exists": aerospike.POLICY_EXISTS_UPDATE})
     _, meta, bins = aero.get(key)

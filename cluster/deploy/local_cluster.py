@@ -1,0 +1,184 @@
+"""A cluster of reference nodes as local processes on loopback (the embedded default).
+
+Node i (1-based, named n1, n2, ...) listens on base+10(i-1) for clients, +1 for fabric and
++2 for heartbeat; every node is seeded with the heartbeat ports of the initial nodes. Each
+node has its own directory under the run directory with its data file and log.
+
+    with LocalCluster(nodes=3, rf=2) as cluster:
+        client = aerospike.client({"hosts": cluster.seeds()}).connect()
+"""
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cluster.deploy.local import LocalNode, free_port_block
+
+PORT_STRIDE = 10
+MAX_NODES = 32
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    port: int
+    rack: int
+    pid: int | None = None
+
+
+def parse_info_kv(text: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in text.split(";") if "=" in item)
+
+
+class LocalCluster:
+    def __init__(self, nodes: int = 3, rf: int = 2, racks: int = 1, run_dir: str | Path | None = None,
+                 settings: list[str] = (), base_port: int | None = None, detached: bool = False):
+        if not 1 <= nodes <= MAX_NODES:
+            raise ValueError(f"nodes must be 1..{MAX_NODES}")
+        if racks < 1:
+            raise ValueError("racks must be >= 1")
+        self._tmp = None if run_dir else tempfile.mkdtemp(prefix="refcluster-")
+        self.run_dir = Path(run_dir or self._tmp)
+        self.rf = rf
+        self.racks = racks
+        self.settings = list(settings)
+        self.detached = detached
+        self.base_port = base_port or free_port_block(PORT_STRIDE * MAX_NODES)
+        self.specs = [NodeSpec(f"n{i + 1}", self.base_port + PORT_STRIDE * i, i % racks) for i in range(nodes)]
+        self.seed_ports = [spec.port + 2 for spec in self.specs]
+        self.nodes: dict[str, LocalNode] = {}
+
+    # -- node construction ------------------------------------------------------------
+
+    def _node(self, spec: NodeSpec) -> LocalNode:
+        seeds = ",".join(f"127.0.0.1:{p}" for p in self.seed_ports)
+        settings = [
+            f"network.fabric.port={spec.port + 1}",
+            f"network.heartbeat.port={spec.port + 2}",
+            f"network.heartbeat.mesh-seed-address-port={seeds}",
+            f"namespaces.test.replication-factor={self.rf}",
+            f"namespaces.test.rack-id={spec.rack}",
+            *self.settings,
+        ]
+        return LocalNode(self.run_dir / spec.name, spec.port, settings, detached=self.detached, pid=spec.pid)
+
+    def __getitem__(self, name: str) -> LocalNode:
+        return self.nodes[name]
+
+    def seeds(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", spec.port) for spec in self.specs]
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self, wait: float = 30.0) -> "LocalCluster":
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for spec in self.specs:
+            self.nodes[spec.name] = self._node(spec).start(wait=0)
+        for node in self.nodes.values():
+            node.wait_ready(wait)
+        self.save()
+        return self
+
+    def add(self, rack: int | None = None, wait: float = 30.0) -> LocalNode:
+        index = len(self.specs)
+        if index >= MAX_NODES:
+            raise ValueError(f"at most {MAX_NODES} nodes")
+        spec = NodeSpec(f"n{index + 1}", self.base_port + PORT_STRIDE * index,
+                        index % self.racks if rack is None else rack)
+        self.specs.append(spec)
+        node = self.nodes[spec.name] = self._node(spec).start(wait)
+        self.save()
+        return node
+
+    def kill(self, name: str) -> None:
+        self.nodes[name].kill()
+
+    def stop_node(self, name: str) -> None:
+        self.nodes[name].stop()
+
+    def pause(self, name: str) -> None:
+        self.nodes[name].pause()
+
+    def resume(self, name: str) -> None:
+        self.nodes[name].resume()
+
+    def restart(self, name: str, wait: float = 30.0) -> LocalNode:
+        node = self.nodes[name]
+        node.stop()
+        node.start(wait)
+        self.save()
+        return node
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.stop(timeout=5)
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> "LocalCluster":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- observation ------------------------------------------------------------------
+
+    def status(self) -> list[dict]:
+        """One row per node: what `refcluster status` prints."""
+        rows = []
+        for spec in self.specs:
+            node = self.nodes.get(spec.name)
+            row = {"node": spec.name, "address": f"127.0.0.1:{spec.port}", "rack": spec.rack, "state": "down"}
+            if node is not None and node.is_running():
+                try:
+                    stats = parse_info_kv(node.info("statistics"))
+                    ns = parse_info_kv(node.info("namespace/test"))
+                except OSError:
+                    row["state"] = "unreachable"
+                else:
+                    row.update(state="up", id=node.info("node"), cluster_key=stats.get("cluster_key"),
+                               size=stats.get("cluster_size"), principal=stats.get("cluster_principal"),
+                               migrations=stats.get("migrate_partitions_remaining"),
+                               device_used_pct=ns.get("device_used_pct"), stop_writes=ns.get("stop_writes"))
+            rows.append(row)
+        return rows
+
+    def wait_for(self, predicate, timeout: float, what: str, poll: float = 0.1):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(poll)
+        raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+    # -- state file, so separate `refcluster` invocations can find the nodes -------------
+
+    def save(self) -> None:
+        state = {
+            "rf": self.rf, "racks": self.racks, "settings": self.settings, "base_port": self.base_port,
+            "seed_ports": self.seed_ports,
+            "nodes": [{"name": s.name, "port": s.port, "rack": s.rack,
+                       "pid": self.nodes[s.name].pid if s.name in self.nodes else None} for s in self.specs],
+        }
+        (self.run_dir / "cluster.json").write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "LocalCluster":
+        path = Path(run_dir) / "cluster.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no cluster in {run_dir} (run `refcluster up` first)")
+        state = json.loads(path.read_text())
+        cluster = cls(nodes=1, rf=state["rf"], racks=state["racks"], run_dir=run_dir,
+                      settings=state["settings"], base_port=state["base_port"], detached=True)
+        cluster.seed_ports = state["seed_ports"]
+        cluster.specs = [NodeSpec(n["name"], n["port"], n["rack"], n["pid"]) for n in state["nodes"]]
+        cluster.nodes = {spec.name: cluster._node(spec) for spec in cluster.specs}
+        return cluster

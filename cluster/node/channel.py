@@ -1,0 +1,117 @@
+"""Node-to-node messaging over TCP: the transport under heartbeat (3002) and fabric (3001).
+
+A `Channel` listens on one port and keeps at most one outgoing connection per remote
+endpoint. Frames are a u32 big-endian length and an opaque payload (the protocol cores
+encode their own messages). Sending is fire-and-forget: a message to an unreachable peer
+is dropped, because every protocol above retransmits on its own schedule, as Aerospike's
+heartbeat, Paxos and migration do.
+"""
+
+import asyncio
+import logging
+import struct
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+_LEN = struct.Struct(">I")
+MAX_FRAME = 64 * 1024 * 1024
+SEND_QUEUE_LIMIT = 8 * 1024 * 1024  # bytes buffered toward one peer before we drop
+
+
+class _Inbound(asyncio.Protocol):
+    def __init__(self, channel: "Channel"):
+        self.channel = channel
+        self.buf = bytearray()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        buf = self.buf
+        buf += data
+        while len(buf) >= 4:
+            (size,) = _LEN.unpack_from(buf)
+            if size > MAX_FRAME:
+                log.warning("%s: dropping connection announcing a %d-byte frame", self.channel.name, size)
+                self.transport.close()
+                return
+            if len(buf) < 4 + size:
+                return
+            payload = bytes(buf[4 : 4 + size])
+            del buf[: 4 + size]
+            self.channel.deliver(payload)
+
+
+class Channel:
+    def __init__(self, name: str, address: str, port: int, on_message: Callable[[bytes], None],
+                 connect_timeout: float = 0.5):
+        self.name = name
+        self.address = address
+        self.port = port
+        self.on_message = on_message
+        self.connect_timeout = connect_timeout
+        self._server: asyncio.AbstractServer | None = None
+        self._out: dict[tuple[str, int], asyncio.Transport] = {}
+        self._connecting: dict[tuple[str, int], list[bytes]] = {}
+        self.blocked: set[tuple[str, int]] = set()  # endpoints we refuse to talk to (fault injection)
+        self.sent = 0
+        self.received = 0
+        self.dropped = 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Inbound(self), self.address, self.port,
+                                                reuse_address=True)
+
+    def close(self) -> None:
+        if self._server:
+            self._server.close()
+        for transport in self._out.values():
+            transport.close()
+        self._out.clear()
+
+    def deliver(self, payload: bytes) -> None:
+        self.received += 1
+        try:
+            self.on_message(payload)
+        except Exception:
+            log.exception("%s: failed to handle a message", self.name)
+
+    def send(self, endpoint: tuple[str, int], payload: bytes) -> None:
+        if endpoint in self.blocked:
+            self.dropped += 1
+            return
+        frame = _LEN.pack(len(payload)) + payload
+        transport = self._out.get(endpoint)
+        if transport is not None and not transport.is_closing():
+            if transport.get_write_buffer_size() > SEND_QUEUE_LIMIT:
+                self.dropped += 1
+                return
+            transport.write(frame)
+            self.sent += 1
+            return
+        pending = self._connecting.get(endpoint)
+        if pending is not None:
+            pending.append(frame)
+            return
+        self._connecting[endpoint] = [frame]
+        asyncio.get_running_loop().create_task(self._connect(endpoint))
+
+    async def _connect(self, endpoint: tuple[str, int]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(asyncio.Protocol, *endpoint), self.connect_timeout)
+        except (TimeoutError, OSError):
+            self.dropped += len(self._connecting.pop(endpoint, []))
+            return
+        self._out[endpoint] = transport
+        for frame in self._connecting.pop(endpoint, []):
+            transport.write(frame)
+            self.sent += 1
+
+    def disconnect(self, endpoint: tuple[str, int]) -> None:
+        transport = self._out.pop(endpoint, None)
+        if transport is not None:
+            transport.close()

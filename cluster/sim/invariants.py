@@ -1,0 +1,56 @@
+"""What must hold once faults stop (safety is checked on every event by the simulation).
+
+For every connected component of the final network (all nodes, or each side of a final
+split), once every node's heartbeat adjacency is exactly the rest of its component (the
+failure detector has caught up; before that, nodes rightly act on stale adjacency): if it has at least ``min-cluster-size`` nodes, every node in it has applied the same
+cluster key with exactly the component as succession list, has completed the exchange for
+that cluster, and its client partition map (derived from the exchange's succession list)
+equals partition balance of the component. A smaller component must consist of orphans.
+"""
+
+from functools import lru_cache
+
+from cluster.core.node_id import format_node_id
+from cluster.core.partition_balance import effective_replication_factor, partition_table, replica_bitmaps
+
+
+@lru_cache(maxsize=256)
+def partition_map(succession: tuple[int, ...], node_id: int, replication_factor: int) -> tuple[bytes, ...]:
+    rf = effective_replication_factor(replication_factor, len(succession))
+    return tuple(replica_bitmaps(partition_table(succession), node_id, rf))
+
+
+def _hex(nodes) -> str:
+    return "[" + " ".join(format_node_id(n) for n in nodes) + "]"
+
+
+def convergence_problems(sim) -> list[str]:
+    problems = []
+    rf = sim.config.replication_factor
+    for group in sim.final_groups:
+        expected = tuple(sorted((sim.nodes[i].node_id for i in group), reverse=True))
+        forms_cluster = len(group) >= sim.config.min_cluster_size
+        keys = set()
+        for i in group:
+            node = sim.nodes[i]
+            clustering = node.membership.clustering
+            name = format_node_id(node.node_id)
+            adjacent = set(node.membership.heartbeat.adjacency) | {node.node_id}
+            if adjacent != set(expected):
+                problems.append(f"{name} sees {_hex(sorted(adjacent, reverse=True))}, its component is {_hex(expected)}")
+            elif not forms_cluster:
+                if not clustering.is_orphan:
+                    problems.append(f"{name} is in cluster {_hex(clustering.succession)} below min-cluster-size")
+            elif clustering.succession != expected:
+                problems.append(f"{name} has succession {_hex(clustering.succession)}, expected {_hex(expected)}")
+            elif not clustering.synced:
+                problems.append(f"{name} has not seen every member apply cluster {clustering.cluster_key:x}")
+            elif node.exchanged is None or node.exchanged.cluster_key != clustering.cluster_key:
+                problems.append(f"{name} has not completed the exchange for {clustering.cluster_key:x}")
+            elif partition_map(node.exchanged.succession, node.node_id, rf) != partition_map(expected, node.node_id, rf):
+                problems.append(f"{name} partition map differs from partition balance of {_hex(expected)}")
+            else:
+                keys.add(clustering.cluster_key)
+        if len(keys) > 1:
+            problems.append(f"component {_hex(expected)} holds several cluster keys: {sorted(keys)}")
+    return problems

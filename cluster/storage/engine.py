@@ -1,0 +1,155 @@
+"""The storage-engine interface that the namespace layer talks to.
+
+Two engines implement it: `MemoryStore` (storage-engine memory) and `DeviceStore`
+(storage-engine device, one file). Both keep a primary index split into the 4096
+partitions; a record is (digest: 20 bytes, RecordMeta, payload: opaque bytes).
+
+    get(digest, now_s) -> (RecordMeta, bytes) | None     expired records are not returned
+    get_meta(digest, now_s) -> RecordMeta | None        from the index only, no payload read
+    put(digest, meta, payload) -> None                  raises OutOfSpace / RecordTooBig
+    delete(digest) -> bool                              False if absent
+    partition_digests(pid, now_s) -> list[bytes]        live digests of a partition, sorted
+    partition_count(pid) -> int, record_count() -> int  indexed records (may include
+                                                        expired ones nsup has not reached)
+    tick(now_ms) -> None                                housekeeping: nsup, defrag, flush
+    stats() -> StorageStats, flush(), close()
+
+Time is always an argument, in citrusleaf units (see record.py), so the engines are
+deterministic under a simulated clock. `tick(now_ms)` takes citrusleaf milliseconds: nsup
+compares `now_ms // 1000` with void-times.
+
+Stop-writes (stop-writes-used-pct / stop-writes-avail-pct) is the namespace's decision,
+made from `stats()`. An engine only refuses a write it physically cannot take
+(`OutOfSpace`), so replica and migration writes keep flowing under stop-writes.
+
+The engines are not thread-safe: one owner (the node's event loop) calls them.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from cluster.storage.record import RecordMeta
+
+N_PARTITIONS = 4096
+DIGEST_SIZE = 20
+# How much of the index nsup looks at per tick, so that a tick stays short: a full sweep
+# takes N_PARTITIONS / NSUP_PARTITIONS_PER_TICK ticks at most (less with many records).
+NSUP_PARTITIONS_PER_TICK = 256
+NSUP_RECORDS_PER_TICK = 5_000
+
+
+def partition_id(digest: bytes) -> int:
+    return (digest[0] | digest[1] << 8) & (N_PARTITIONS - 1)
+
+
+class StorageError(Exception):
+    pass
+
+
+class OutOfSpace(StorageError):
+    """No physical room (device: free wblocks at or below the defrag reserve)."""
+
+
+class RecordTooBig(StorageError):
+    """The record cannot fit in one write block (or in the whole memory budget)."""
+
+
+class CorruptRecord(StorageError):
+    """A record read back from the device failed its checksum."""
+
+
+@dataclass(slots=True)
+class StorageStats:
+    total_bytes: int
+    used_bytes: int  # live record bytes, tombstones included (they occupy the device too)
+    used_pct: float  # used_bytes * 100 / total_bytes
+    avail_pct: float  # contiguous free space: free wblocks * wblock size * 100 / total_bytes
+    free_wblocks: int
+    defrag_queue: int
+    wblocks_written: int
+    defrag_reads: int
+    objects: int
+    tombstones: int
+
+
+class StorageEngine(ABC):
+    """Owns the per-partition primary index; subclasses decide where payloads live.
+
+    Index values are engine-specific entry objects that have at least a `meta` attribute.
+    """
+
+    def __init__(self) -> None:
+        self._index: list[dict[bytes, Any]] = [{} for _ in range(N_PARTITIONS)]
+        self._nsup_cursor = 0
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, digest: bytes, now_s: int) -> tuple[RecordMeta, bytes] | None:
+        entry = self._live_entry(digest, now_s)
+        return None if entry is None else (entry.meta, self._payload(entry))
+
+    def get_meta(self, digest: bytes, now_s: int) -> RecordMeta | None:
+        entry = self._live_entry(digest, now_s)
+        return None if entry is None else entry.meta
+
+    def partition_digests(self, pid: int, now_s: int) -> list[bytes]:
+        return sorted(d for d, e in self._index[pid].items() if not e.meta.expired(now_s))
+
+    def partition_count(self, pid: int) -> int:
+        return len(self._index[pid])
+
+    def record_count(self) -> int:
+        return sum(map(len, self._index))
+
+    def _live_entry(self, digest: bytes, now_s: int) -> Any:
+        entry = self._index[partition_id(digest)].get(digest)
+        return None if entry is None or entry.meta.expired(now_s) else entry
+
+    # -- nsup ----------------------------------------------------------------------------
+
+    def _expire_some(self, now_s: int) -> None:
+        """Remove expired records, sweeping whole partitions round-robin within the budget."""
+        visited = 0
+        for _ in range(NSUP_PARTITIONS_PER_TICK):
+            part = self._index[self._nsup_cursor]
+            self._nsup_cursor = (self._nsup_cursor + 1) % N_PARTITIONS
+            if not part:
+                continue
+            visited += len(part)
+            for digest in [d for d, e in part.items() if 0 < e.meta.void_time <= now_s]:  # expired()
+                self._expire(digest, part[digest])
+            if visited >= NSUP_RECORDS_PER_TICK:
+                return
+
+    # -- engine specific -------------------------------------------------------------------
+
+    @abstractmethod
+    def _payload(self, entry: Any) -> bytes: ...
+
+    @abstractmethod
+    def _expire(self, digest: bytes, entry: Any) -> None:
+        """Remove an expired record from the index and release its space."""
+
+    @abstractmethod
+    def put(self, digest: bytes, meta: RecordMeta, payload: bytes) -> None: ...
+
+    @abstractmethod
+    def delete(self, digest: bytes) -> bool: ...
+
+    @abstractmethod
+    def tick(self, now_ms: int) -> None: ...
+
+    @abstractmethod
+    def stats(self) -> StorageStats: ...
+
+    @abstractmethod
+    def flush(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def check_digest(digest: bytes) -> None:
+    if len(digest) != DIGEST_SIZE:
+        raise ValueError(f"digest must be {DIGEST_SIZE} bytes, got {len(digest)}")

@@ -1,0 +1,83 @@
+"""storage-engine memory: records live in the index itself, bounded by `data_size` bytes.
+
+Used bytes are payload + set-name bytes. Nothing is persisted and there is no
+fragmentation, so "available" is simply the unused part of the budget and deletes need no
+tombstones.
+"""
+
+from dataclasses import dataclass
+
+from cluster.storage.engine import (
+    OutOfSpace,
+    StorageEngine,
+    StorageStats,
+    check_digest,
+    partition_id,
+)
+from cluster.storage.record import RecordMeta
+
+
+@dataclass(slots=True)
+class _Entry:
+    meta: RecordMeta
+    payload: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.payload) + len(self.meta.set_name)
+
+
+class MemoryStore(StorageEngine):
+    def __init__(self, data_size: int):
+        if data_size <= 0:
+            raise ValueError(f"data_size must be positive, got {data_size}")
+        super().__init__()
+        self.data_size = data_size
+        self._used = 0
+
+    def _payload(self, entry: _Entry) -> bytes:
+        return entry.payload
+
+    def _expire(self, digest: bytes, entry: _Entry) -> None:
+        self.delete(digest)
+
+    def put(self, digest: bytes, meta: RecordMeta, payload: bytes) -> None:
+        check_digest(digest)
+        part = self._index[partition_id(digest)]
+        new = _Entry(meta, bytes(payload))
+        old = part.get(digest)
+        used = self._used + new.size - (old.size if old else 0)
+        if used > self.data_size:
+            raise OutOfSpace(f"memory budget of {self.data_size} bytes is full")
+        part[digest] = new
+        self._used = used
+
+    def delete(self, digest: bytes) -> bool:
+        old = self._index[partition_id(digest)].pop(digest, None)
+        if old is None:
+            return False
+        self._used -= old.size
+        return True
+
+    def tick(self, now_ms: int) -> None:
+        self._expire_some(now_ms // 1000)
+
+    def stats(self) -> StorageStats:
+        return StorageStats(
+            total_bytes=self.data_size,
+            used_bytes=self._used,
+            used_pct=self._used * 100 / self.data_size,
+            avail_pct=(self.data_size - self._used) * 100 / self.data_size,
+            free_wblocks=0,
+            defrag_queue=0,
+            wblocks_written=0,
+            defrag_reads=0,
+            objects=self.record_count(),
+            tombstones=0,
+        )
+
+    def flush(self) -> None:
+        pass  # nothing to persist
+
+    def close(self) -> None:
+        pass
