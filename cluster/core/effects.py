@@ -5,7 +5,7 @@ endpoint and ``FabricSend`` over fabric to a node id; events are facts it may ac
 """
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .messages import Pulse, Versions
@@ -57,6 +57,8 @@ class ExchangeComplete:
     cluster_key: int
     succession: tuple[int, ...]
     versions_by_node: dict[int, Versions]
+    racks: dict[int, int] = field(default_factory=dict)  # node -> rack id
+    services: dict[int, str] = field(default_factory=dict)  # node -> service "host:port"
 
 
 class Outbox:

@@ -30,13 +30,15 @@ class Exchange:
     def __init__(self, node_id: int, outbox: Outbox, heartbeat_config: HeartbeatConfig):
         self.node_id = node_id
         self.local_versions: Versions = {}  # kept current by the runtime
+        self.local_rack = 0  # set once by the runtime, like local_service
+        self.local_service = ""
         self.state = ORPHANED
         self.cluster_key = 0
         self.succession: tuple[int, ...] = ()
         self._hb_config = heartbeat_config
         self._out = outbox
-        self._data: dict[int, Versions] = {}
-        self._early: tuple[int, dict[int, Versions]] = (0, {})  # DATA for a cluster not yet reached
+        self._data: dict[int, ExchangeData] = {}
+        self._early: tuple[int, dict[int, ExchangeData]] = (0, {})  # DATA for a cluster not yet reached
         self._unacked: dict[int, tuple[int, int]] = {}  # node -> (resend at, current wait)
         self._ready: set[int] = set()  # principal only
         self._ready_sent_at = 0
@@ -51,7 +53,7 @@ class Exchange:
         self.state, self.cluster_key, self.succession = EXCHANGING, cluster_key, succession
         early_key, early_data = self._early
         self._data = {n: v for n, v in early_data.items() if n in succession} if early_key == cluster_key else {}
-        self._data[self.node_id] = self.local_versions
+        self._data[self.node_id] = self._own_data()
         self._early = (0, {})
         self._ready = set()
         first_wait = max(READY_RETRANSMIT_MS, self._hb_config.interval_ms // 2)
@@ -77,7 +79,7 @@ class Exchange:
         if msg.cluster_key != self.cluster_key or self.state == ORPHANED or msg.src not in self.succession:
             return
         if isinstance(msg, ExchangeData):
-            self._data[msg.src] = msg.versions
+            self._data[msg.src] = msg
             self._out.fabric(msg.src, ExchangeDataAck(self.node_id, self.cluster_key))
             self._check_ready(now_ms)
         elif isinstance(msg, ExchangeDataAck):
@@ -92,14 +94,19 @@ class Exchange:
                     self._out.fabric(node, ExchangeCommit(self.node_id, self.cluster_key))
         elif isinstance(msg, ExchangeCommit) and msg.src == self.principal and self.state == READY_TO_COMMIT:
             self.state = REST
-            self._out.emit(ExchangeComplete(self.cluster_key, self.succession, dict(self._data)))
+            data = self._data
+            self._out.emit(ExchangeComplete(
+                self.cluster_key, self.succession,
+                versions_by_node={n: d.versions for n, d in data.items()},
+                racks={n: d.rack for n, d in data.items()},
+                services={n: d.service for n, d in data.items()}))
 
     def _keep_early(self, msg: ExchangeData) -> None:
         key, data = self._early
         if key != msg.cluster_key:
             key, data = msg.cluster_key, {}
             self._early = (key, data)
-        data[msg.src] = msg.versions
+        data[msg.src] = msg
         self._out.fabric(msg.src, ExchangeDataAck(self.node_id, msg.cluster_key))
 
     def _resend_data(self, now_ms: int) -> None:
@@ -110,8 +117,11 @@ class Exchange:
                 self._unacked[node] = (now_ms + wait, wait)
                 self._send_data(node)
 
+    def _own_data(self) -> ExchangeData:
+        return ExchangeData(self.node_id, self.cluster_key, self.local_versions, self.local_rack, self.local_service)
+
     def _send_data(self, node: int) -> None:
-        self._out.fabric(node, ExchangeData(self.node_id, self.cluster_key, self.local_versions))
+        self._out.fabric(node, self._own_data())
 
     def _check_ready(self, now_ms: int) -> None:
         if self.state == EXCHANGING and not self._unacked and len(self._data) == len(self.succession):

@@ -115,11 +115,13 @@ class LocalNode:
                 raise RuntimeError(f"node on port {self.port} exited with {self.proc.returncode}; "
                                    f"log tail:\n{self.log_tail()}")
             try:
-                if info_request(self.host, self.port, ["node"], timeout=0.5).get("node"):
+                # ready = a member of a cluster whose exchange completed, so it publishes a map
+                if not info_request(self.host, self.port, ["cluster-stable"], timeout=0.5)["cluster-stable"].startswith("ERROR"):
                     return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"node on port {self.port} not ready after {timeout}s; log tail:\n{self.log_tail()}")
+            except (OSError, KeyError):
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"node on port {self.port} not in a cluster after {timeout}s; log tail:\n{self.log_tail()}")
 
     def info(self, command: str) -> str:
         return info_request(self.host, self.port, [command])[command]

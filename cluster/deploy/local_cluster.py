@@ -79,6 +79,7 @@ class LocalCluster:
             self.nodes[spec.name] = self._node(spec).start(wait=0)
         for node in self.nodes.values():
             node.wait_ready(wait)
+        self.wait_converged(wait)
         self.save()
         return self
 
@@ -90,6 +91,7 @@ class LocalCluster:
                         index % self.racks if rack is None else rack)
         self.specs.append(spec)
         node = self.nodes[spec.name] = self._node(spec).start(wait)
+        self.wait_converged(wait)
         self.save()
         return node
 
@@ -109,6 +111,7 @@ class LocalCluster:
         node = self.nodes[name]
         node.stop()
         node.start(wait)
+        self.wait_converged(wait)
         self.save()
         return node
 
@@ -149,6 +152,24 @@ class LocalCluster:
                                device_used_pct=ns.get("device_used_pct"), stop_writes=ns.get("stop_writes"))
             rows.append(row)
         return rows
+
+    def running(self) -> list[LocalNode]:
+        return [node for node in self.nodes.values() if node.is_running()]
+
+    def agreed_cluster_key(self) -> str | None:
+        """The cluster key if every running node is in one stable cluster of all of them."""
+        nodes = self.running()
+        keys = set()
+        for node in nodes:
+            try:
+                keys.add(node.info(f"cluster-stable:size={len(nodes)};ignore-migrations=true"))
+            except OSError:
+                return None
+        key = keys.pop() if len(keys) == 1 else None
+        return key if key and not key.startswith("ERROR") else None
+
+    def wait_converged(self, timeout: float = 30.0) -> str:
+        return self.wait_for(self.agreed_cluster_key, timeout, f"{len(self.running())} nodes to agree on one cluster")
 
     def wait_for(self, predicate, timeout: float, what: str, poll: float = 0.1):
         deadline = time.monotonic() + timeout

@@ -83,6 +83,10 @@ SERVICE = [
     Param("transaction-max-ms", int, 1000, 1, 600_000, dynamic=True),
     Param("migrate-threads", int, 1, 0, 100, dynamic=True),
     Param("migrate-max-num-incoming", int, 4, 0, 256, dynamic=True),
+    Param("min-cluster-size", int, 1, 1, 256),
+    # Our extension: fix the clustering quantum (ms) instead of deriving it from the
+    # heartbeat settings (0 = Aerospike's formula); tests and experiments shorten it.
+    Param("quantum-interval-ms", int, 0, 0, 600_000),
     Param("tick-ms", int, 50, 1, 10_000),  # our runtime's housekeeping period (flush, defrag)
 ]
 NETWORK = {

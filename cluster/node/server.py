@@ -1,13 +1,12 @@
 """The node: owns configuration, namespaces, the partition table and the listeners.
 
-This issue's node is a cluster of one: it masters all 4096 partitions of every namespace.
-The clustering issue replaces `_publish_single_node_map` with the balance computed from
-the succession list.
+Membership (heartbeat, Paxos, exchange) runs in `MembershipDriver`; when an exchange
+completes, the node balances partitions over the new succession list and publishes its
+columns of the client map (`replicas`) and the peers list.
 """
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from collections import Counter
@@ -16,14 +15,17 @@ from typing import Any
 
 import psutil
 
+from cluster.core.effects import ExchangeComplete
+from cluster.core.node_id import derive_node_id, format_node_id, parse_node_id
+from cluster.core.partition_balance import effective_replication_factor, partition_table, replica_bitmaps
 from cluster.node.config import NodeConfig
 from cluster.node.info_commands import InfoHandler
+from cluster.node.membership_driver import MembershipDriver
 from cluster.node.namespace import Namespace
-from cluster.node.partition_table import PartitionTable, bitmap
+from cluster.node.partition_table import PartitionTable
 from cluster.node.service import ServiceProtocol
 from cluster.node.transactions import Transactions
 from cluster.storage.record import now_cl_ms
-from cluster.wire.digest import N_PARTITIONS
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +36,18 @@ class Peer:
     service: str  # host:port of its service listener
 
 
-def derive_node_id(cfg: NodeConfig) -> int:
+def node_id_of(cfg: NodeConfig) -> int:
     """Configured `node-id`, else Aerospike's scheme: fabric port in the top 16 bits, MAC below."""
     if cfg.service["node-id"]:
-        return int(cfg.service["node-id"], 16)
-    return (cfg.network["fabric"]["port"] << 48) | (uuid.getnode() & 0xFFFF_FFFF_FFFF)
+        return parse_node_id(cfg.service["node-id"])
+    return derive_node_id(cfg.network["fabric"]["port"], uuid.getnode().to_bytes(6, "big"))
 
 
 class Node:
     def __init__(self, cfg: NodeConfig):
         self.cfg = cfg
-        self.node_id = derive_node_id(cfg)
-        self.name = f"{self.node_id:X}"
+        self.node_id = node_id_of(cfg)
+        self.name = format_node_id(self.node_id)
         self.started = time.monotonic()
         self.counters: Counter[str] = Counter()
         self.client_connections = 0
@@ -53,20 +55,51 @@ class Node:
         self.transactions = Transactions(self.namespaces)
         self.partition_table = PartitionTable()
         self.info = InfoHandler(self)
-        self.cluster_key = random.getrandbits(48) or 1
-        self.cluster_size = 1
-        self.cluster_generation = 1
+        # the committed cluster: key 0 and no members while orphaned (clients keep the old map)
+        self.cluster_key = 0
+        self.succession: tuple[int, ...] = ()
+        self.cluster_generation = 0
+        self.exchanged_key = 0  # cluster key of the last completed exchange (balance applied)
+        self.rebalance_generation = 0
+        self._peers: list[Peer] = []
         self.peers_generation = 1
-        self.rebalance_generation = 1
         self.process = psutil.Process()
+        self.rack = next(iter(cfg.namespaces.values()))["rack-id"] if cfg.namespaces else 0
+        self.membership = MembershipDriver(self, cfg, self.rack)
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task | None = None
-        self._publish_single_node_map()
 
-    def _publish_single_node_map(self) -> None:
-        everything = bitmap(range(N_PARTITIONS))
-        for ns in self.namespaces:
-            self.partition_table.publish(ns, [everything])
+    @property
+    def cluster_size(self) -> int:
+        return len(self.succession)
+
+    # -- membership events ------------------------------------------------------------
+
+    def on_cluster_changed(self, cluster_key: int, succession: tuple[int, ...]) -> None:
+        self.cluster_key, self.succession = cluster_key, succession
+        self.cluster_generation += 1
+        log.info("cluster changed: key %X size %d principal %s", cluster_key, len(succession),
+                 format_node_id(succession[0]))
+
+    def on_orphaned(self) -> None:
+        self.cluster_key, self.succession = 0, ()
+        self.cluster_generation += 1
+        log.warning("orphaned: no longer a member of a cluster")
+
+    def on_exchange_complete(self, event: ExchangeComplete) -> None:
+        """Every member computes the same balance from the same exchanged data (spec §3.2 step 5)."""
+        table = partition_table(event.succession, event.racks)
+        for name, ns in self.namespaces.items():
+            rf = effective_replication_factor(ns.params["replication-factor"], len(event.succession))
+            self.partition_table.publish(name, replica_bitmaps(table, self.node_id, rf))
+        peers = [Peer(format_node_id(n), event.services.get(n, "")) for n in event.succession if n != self.node_id]
+        if peers != self._peers:
+            self._peers = peers
+            self.peers_generation += 1
+        self.exchanged_key = event.cluster_key
+        self.rebalance_generation += 1
+        log.info("exchange complete: key %X, partition map generation %d", event.cluster_key,
+                 self.partition_table.generation)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -76,11 +109,13 @@ class Node:
         self._server = await loop.create_server(lambda: ServiceProtocol(self), svc["address"], svc["port"],
                                                 reuse_address=True, backlog=1024)
         self._ticker = loop.create_task(self._housekeeping())
+        await self.membership.start()
         log.info("node %s serving %s on %s:%d", self.name, ",".join(self.namespaces), svc["address"], svc["port"])
 
     async def stop(self) -> None:
         if self._ticker:
             self._ticker.cancel()
+        self.membership.close()
         if self._server:
             self._server.close()
         for ns in self.namespaces.values():
@@ -112,15 +147,19 @@ class Node:
         return f"{svc['access-address'] or svc['address']}:{svc['port']}"
 
     def peers(self) -> list[Peer]:
-        return []
+        return self._peers
 
     def migrations_remaining(self) -> int:
         return 0
 
     def cluster_is_stable(self) -> bool:
-        return True
+        """In a cluster whose exchange has completed, so the published map is the balanced one."""
+        return self.cluster_key != 0 and self.exchanged_key == self.cluster_key
 
     def config_changed(self, context: str) -> None:
+        if context == "network":
+            hb = self.cfg.network["heartbeat"]
+            self.membership.apply_heartbeat_config(hb["interval"], hb["timeout"])
         for ns in self.namespaces.values():
             ns.apply_storage_params()
             ns.evaluate_stop_writes()
@@ -133,9 +172,11 @@ class Node:
             "cluster_size": self.cluster_size,
             "cluster_key": f"{self.cluster_key:X}",
             "cluster_generation": self.cluster_generation,
-            "cluster_principal": self.name,
-            "cluster_is_member": True,
-            "cluster_integrity": True,
+            "cluster_principal": format_node_id(self.succession[0]) if self.succession else "0",
+            "cluster_is_member": self.cluster_key != 0,
+            "cluster_integrity": self.cluster_key != 0,
+            "heartbeat_received_foreign": self.membership.heartbeat.received,
+            "fabric_msgs_received": self.membership.fabric.received,
             "uptime": int(time.monotonic() - self.started),
             "client_connections": self.client_connections,
             "migrate_allowed": True,
