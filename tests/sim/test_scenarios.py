@@ -51,8 +51,9 @@ def test_principal_crash_survivors_reform_under_the_next_highest():
 def test_node_departure_is_handled_within_the_spec_timeline():
     sim, result = simulate(final_split=((1,), (0, 2, 3, 4)), fault_ms=4000)
     key = next(k for k, s in sim.key_successions.items() if s == ids(0, 2, 3, 4))
-    # expiry 1.5 s after the last pulse, then the principal's next quantum (1.81 s), Paxos
-    assert 3300 < sim.key_changed_ms[key] - 4000 < 3500
+    # expiry 1.5 s after the last pulse; the survivors' next pulses (<= 150 ms) confirm the
+    # loss, so the principal re-forms at once instead of at its next quantum (our deviation)
+    assert 1500 < sim.key_changed_ms[key] - 4000 < 1500 + 2 * 150 + 100
     # the lone node: orphan at its quantum after the expiry, forms alone at the next one
     assert result.converged_after_ms < 1500 + 2 * 1810 + 500
 
