@@ -7,8 +7,9 @@
 import argparse
 import shutil
 import sys
+from pathlib import Path
 
-from cluster.deploy.local_cluster import LocalCluster
+from cluster.deploy.local_cluster import STATE_FILE, LocalCluster
 
 DEFAULT_DIR = "run/cluster"
 STATUS_COLUMNS = ["node", "state", "id", "address", "rack", "cluster_key", "size", "principal",
@@ -24,32 +25,50 @@ def print_status(cluster: LocalCluster) -> None:
         print("  ".join(row[k].ljust(widths[k]) for k in STATUS_COLUMNS))
 
 
+def with_cleanup(start, cluster: LocalCluster) -> None:
+    """Detached nodes outlive this command, so a failed start must stop what it started."""
+    try:
+        start()
+    except BaseException:
+        cluster.stop()
+        raise
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="refcluster", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", default=DEFAULT_DIR, help=f"run directory (default {DEFAULT_DIR})")
+    # --dir is accepted after the sub-command too; SUPPRESS keeps the top-level value otherwise
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dir", default=argparse.SUPPRESS, help="run directory")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    up = sub.add_parser("up", help="start a cluster")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common])
+
+    up = command("up", help="start a cluster")
     up.add_argument("--nodes", type=int, default=3)
     up.add_argument("--rf", type=int, default=2)
     up.add_argument("--racks", type=int, default=1)
     up.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="node config override")
-    sub.add_parser("status", help="one row per node")
-    info = sub.add_parser("info", help="run an info command on a node (asinfo -v)")
+    command("status", help="one row per node")
+    info = command("info", help="run an info command on a node (asinfo -v)")
     info.add_argument("node")
     info.add_argument("command")
     for name in ("kill", "stop", "pause", "resume", "restart"):
-        sub.add_parser(name, help=f"{name} one node").add_argument("node")
-    add = sub.add_parser("add", help="start one more node")
+        command(name, help=f"{name} one node").add_argument("node")
+    add = command("add", help="start one more node")
     add.add_argument("--rack", type=int)
-    sub.add_parser("down", help="stop every node and remove the run directory")
+    command("down", help="stop every node and remove the run directory")
     args = ap.parse_args(argv)
 
     try:
         if args.cmd == "up":
+            if (Path(args.dir) / STATE_FILE).exists():
+                raise ValueError(f"{args.dir} already holds a cluster: `refcluster down --dir {args.dir}` first")
             cluster = LocalCluster(args.nodes, args.rf, args.racks, run_dir=args.dir, settings=args.set,
                                    detached=True)
-            cluster.start()
+            with_cleanup(cluster.start, cluster)
             print_status(cluster)
             return 0
         cluster = LocalCluster.load(args.dir)

@@ -29,8 +29,18 @@ def _die_with_parent() -> None:
         pass  # not Linux: LocalNode.__exit__ / atexit still stop the node
 
 
-def free_port_block(count: int, start: int = 20000, end: int = 60000) -> int:
-    """First port P in [start, end) such that P..P+count-1 are all free on 127.0.0.1."""
+def ephemeral_port_floor(default: int = 32768) -> int:
+    """Lowest port the kernel hands to outgoing connections; ours must stay below it, or a
+    client socket may take a killed node's port before the node restarts."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+def free_port_block(count: int, start: int = 10000, end: int | None = None) -> int:
+    """A port P in [start, end) such that P..P+count-1 are all free on 127.0.0.1."""
+    end = end or ephemeral_port_floor()
     port = start + (os.getpid() * 37) % (end - start - count)  # spread parallel runs apart
     for _ in range((end - start) // count):
         socks = []

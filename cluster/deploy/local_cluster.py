@@ -18,6 +18,7 @@ from pathlib import Path
 from cluster.deploy.local import LocalNode, free_port_block
 
 PORT_STRIDE = 10
+STATE_FILE = "cluster.json"  # lets separate `refcluster` invocations find the nodes
 MAX_NODES = 32
 
 
@@ -189,11 +190,11 @@ class LocalCluster:
             "nodes": [{"name": s.name, "port": s.port, "rack": s.rack,
                        "pid": self.nodes[s.name].pid if s.name in self.nodes else None} for s in self.specs],
         }
-        (self.run_dir / "cluster.json").write_text(json.dumps(state, indent=2))
+        (self.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     @classmethod
     def load(cls, run_dir: str | Path) -> "LocalCluster":
-        path = Path(run_dir) / "cluster.json"
+        path = Path(run_dir) / STATE_FILE
         if not path.exists():
             raise FileNotFoundError(f"no cluster in {run_dir} (run `refcluster up` first)")
         state = json.loads(path.read_text())
