@@ -57,8 +57,8 @@ def run_load(client: Client, seconds: float, threads: int, records: int, read_pc
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nodes", type=int, default=1)
-    ap.add_argument("--rf", type=int, default=1)
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--rf", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--records", type=int, default=2000)
