@@ -135,16 +135,33 @@ class InfoHandler:
         return "ok"
 
     def _cluster_stable(self, args, kv) -> str:
-        """asinfo semantics: the cluster key if stable, else an error naming why."""
+        """asinfo's `cluster-stable:[size=N];[ignore-migrations=BOOL];[namespace=NS]`.
+
+        The cluster key (hex) when balanced, of that size and, unless migrations are
+        ignored, with none remaining (in that namespace, or anywhere); otherwise the real
+        server's `ERROR::<reason>` strings, which tools such as asadm match on.
+        """
         node = self.node
-        expected = kv.get("size")
-        if expected is not None and int(expected) != node.cluster_size:
-            raise InfoError(1, "cluster not specified size")
-        if kv.get("ignore-migrations", "false").lower() not in ("true", "yes") and node.migrations_remaining():
-            raise InfoError(1, "unstable cluster")
+        key = node.cluster_key
         if not node.cluster_is_stable():
-            raise InfoError(1, "unstable cluster")
-        return f"{node.cluster_key:X}"
+            return "ERROR::unstable-cluster"
+        if "size" in kv:
+            if not kv["size"].isdigit():
+                return "ERROR::bad-size"
+            if int(kv["size"]) != node.cluster_size:
+                return "ERROR::cluster-not-specified-size"
+        ignore = kv.get("ignore-migrations", "false")
+        if ignore not in ("true", "yes", "false", "no"):
+            return "ERROR::bad-ignore-migrations"
+        if ignore in ("false", "no"):
+            ns = kv.get("namespace")
+            if ns is not None and ns not in node.namespaces:
+                return "ERROR::unknown-namespace"
+            if node.migrations_remaining(ns):
+                return "ERROR::unstable-cluster"
+        if key != node.cluster_key:  # the cluster changed while we looked
+            return "ERROR::unstable-cluster"
+        return f"{key:X}"
 
     def _log_message(self, args, kv) -> str:
         log.info("log-message: %s", kv.get("message", ""))

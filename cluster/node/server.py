@@ -149,7 +149,8 @@ class Node:
     def peers(self) -> list[Peer]:
         return self._peers
 
-    def migrations_remaining(self) -> int:
+    def migrations_remaining(self, namespace: str | None = None) -> int:
+        """Partitions still to send or receive (in one namespace, or all)."""
         return 0
 
     def cluster_is_stable(self) -> bool:

@@ -66,7 +66,10 @@ def test_cluster_stable_semantics(five):
     node = five["n1"]
     key = node.info("cluster-stable:size=5;ignore-migrations=true")
     assert key == five.agreed_cluster_key()
-    assert node.info("cluster-stable:size=4").startswith("ERROR")
+    assert node.info("cluster-stable:size=4") == "ERROR::cluster-not-specified-size"
+    assert node.info("cluster-stable:size=five") == "ERROR::bad-size"
+    assert node.info("cluster-stable:ignore-migrations=maybe") == "ERROR::bad-ignore-migrations"
+    assert node.info("cluster-stable:namespace=nope") == "ERROR::unknown-namespace"
     assert node.info("cluster-stable:namespace=test") == key
 
 
@@ -85,3 +88,31 @@ def test_kill_one_then_restart(five):
     five.restart("n3")
     assert five.wait_converged(timeout=20) not in (before, new_key)
     assert {r["size"] for r in five.status()} == {"5"}
+
+
+def _columns(node) -> list[bytes]:
+    value = node.info("replicas").split(";")[0]  # "test:<regime>,<n>,<col0>,<col1>..."
+    return [base64.b64decode(c) for c in value.split(",")[2:]]
+
+
+def test_racks_put_the_copies_of_a_partition_on_distinct_racks(tmp_path):
+    with LocalCluster(nodes=4, rf=2, racks=2, run_dir=tmp_path,
+                      settings=["namespaces.test.storage-engine.type=memory"]) as lc:
+        rack_of = {}
+        holders: dict[int, list[int]] = {pid: [None, None] for pid in range(N_PARTITIONS)}
+        for spec in lc.specs:
+            node = lc[spec.name]
+            node_id = int(node.info("node"), 16)
+            rack_of[node_id] = spec.rack
+            for column, bits in enumerate(_columns(node)):
+                for pid in range(N_PARTITIONS):
+                    if bits[pid >> 3] & (0x80 >> (pid & 7)):
+                        assert holders[pid][column] is None, f"partition {pid} column {column} claimed twice"
+                        holders[pid][column] = node_id
+        assert set(rack_of.values()) == {0, 1}
+        for pid, (master, replica) in holders.items():
+            assert master is not None and replica is not None, pid
+            assert rack_of[master] != rack_of[replica], f"partition {pid}: both copies on rack {rack_of[master]}"
+        # masters stay where the plain hash order puts them
+        plain = partition_table(rack_of)
+        assert all(holders[pid][0] == plain[pid][0] for pid in range(N_PARTITIONS))
