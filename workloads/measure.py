@@ -85,10 +85,14 @@ class _OpStats:
         self.total = {kind: _Latency() for kind in KINDS}
         self.interval = {kind: _Latency() for kind in KINDS}
         self.statuses: Counter[Status] = Counter()
-        self.interval_errors = 0
+        self.interval_statuses: Counter[Status] = Counter()
 
     def errors(self) -> int:
         return sum(n for status, n in self.statuses.items() if status != OK)
+
+    def interval_errors(self) -> int:
+        return sum(n for status, n in self.interval_statuses.items() if status != OK)
+
 
 
 class Measurements:
@@ -113,7 +117,7 @@ class Measurements:
                 stats.total[kind].record(micros)
                 stats.interval[kind].record(micros)
             stats.statuses[status] += 1
-            stats.interval_errors += status != OK
+            stats.interval_statuses[status] += 1
         for listener in self._listeners:
             listener(op, service, intended, status)
 
@@ -127,11 +131,46 @@ class Measurements:
                     continue
                 for kind in KINDS:
                     row = {"timestamp": round(timestamp, 3), "op": op, "kind": kind, "count": count}
-                    row["errors"] = stats.interval_errors
+                    row["errors"] = stats.interval_errors()
                     rows.append(row | stats.interval[kind].stats())
                     stats.interval[kind].reset()
-                stats.interval_errors = 0
+                stats.interval_statuses.clear()
         return rows
+
+    def take_snapshot(self) -> dict[str, dict]:
+        """The interval since the last call as plain (msgpack-able) data for ``absorb`` in another
+        process: per op, its statuses as ``[status, n]`` pairs and per kind the encoded histogram
+        and its sum in µs. Resets the interval, like ``take_interval``."""
+        snapshot = {}
+        with self._lock:
+            for op, stats in self._ops.items():
+                if not stats.interval_statuses:
+                    continue
+                entry = {"statuses": [[status, n] for status, n in stats.interval_statuses.items()]}
+                for kind in KINDS:
+                    latency = stats.interval[kind]
+                    entry[kind] = [latency.histogram.encode(), latency.sum_us]
+                    latency.reset()
+                stats.interval_statuses.clear()
+                snapshot[op] = entry
+        return snapshot
+
+    def absorb(self, snapshot: Mapping[str, Mapping]) -> None:
+        """Add another process's ``take_snapshot`` to both the totals and the current interval."""
+        with self._lock:
+            for op, entry in snapshot.items():
+                stats = self._ops.get(op)
+                if stats is None:
+                    stats = self._ops[op] = _OpStats()
+                for kind in KINDS:
+                    encoded, sum_us = entry[kind]
+                    histogram = HdrHistogram.decode(encoded)
+                    for latency in (stats.total[kind], stats.interval[kind]):
+                        latency.histogram.add(histogram)
+                        latency.sum_us += sum_us
+                for status, n in entry["statuses"]:
+                    stats.statuses[status] += n
+                    stats.interval_statuses[status] += n
 
     def summary(self) -> list[dict]:
         """One row per operation and kind over the whole run, with an ``errors_<code>`` column per error."""
@@ -173,6 +212,17 @@ def read_hdr(path: str | Path) -> HdrHistogram:
     return HdrHistogram.decode(Path(path).read_bytes().strip())
 
 
+def append_timeseries(results_dir: Path, rows: Iterable[Mapping]) -> None:
+    """Append ``take_interval`` rows to ``<results_dir>/timeseries.csv``, header first if new."""
+    path = Path(results_dir) / "timeseries.csv"
+    is_new = not path.exists()
+    with path.open("a", newline="") as out:
+        writer = csv.DictWriter(out, TIMESERIES_COLUMNS)
+        if is_new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
 class ResultsWriter:
     """Appends ``timeseries.csv`` every interval and writes ``summary.csv`` and ``*.hdr`` at the end."""
 
@@ -192,14 +242,7 @@ class ResultsWriter:
         self._thread: threading.Thread | None = None
 
     def write_interval(self) -> None:
-        rows = self.measurements.take_interval(self._wall_clock())
-        path = self.results_dir / "timeseries.csv"
-        is_new = not path.exists()
-        with path.open("a", newline="") as out:
-            writer = csv.DictWriter(out, TIMESERIES_COLUMNS)
-            if is_new:
-                writer.writeheader()
-            writer.writerows(rows)
+        append_timeseries(self.results_dir, self.measurements.take_interval(self._wall_clock()))
 
     def write_summary(self) -> None:
         rows = self.measurements.summary()

@@ -1,0 +1,176 @@
+"""`locust -f workloads/ycsb.py` through the real CLI, against real node processes on loopback.
+
+The kill-one-of-three test needs replication (surviving copies of the dead node's
+partitions); it is skipped until the node replicates, or with REFCLUSTER_MULTINODE=1 forced.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cluster.client import Client
+from cluster.deploy.local_cluster import LocalCluster
+
+YCSB = Path(__file__).resolve().parents[2] / "workloads" / "ycsb.py"
+WORKLOAD_OPS = {
+    "a": {"READ", "UPDATE"},
+    "b": {"READ", "UPDATE"},
+    "c": {"READ"},
+    "d": {"READ", "INSERT"},
+    "e": {"SCAN", "INSERT"},
+    "f": {"READ", "UPDATE", "READ-MODIFY-WRITE"},
+}
+FAILURE_NAME = re.compile(r"AerospikeError -?\d+ [A-Z_0-9]+")
+needs_replication = pytest.mark.skipif(
+    os.environ.get("REFCLUSTER_MULTINODE") != "1",
+    reason="reads of a dead node's keys need replication; set REFCLUSTER_MULTINODE=1",
+)
+
+
+def locust_command(run_dir: Path, *args: str, users: int = 4, run_time: str = "10s") -> list[str]:
+    return [
+        sys.executable, "-m", "locust", "-f", str(YCSB), "--headless", "--only-summary",
+        "-u", str(users), "-r", str(users), "-t", run_time, "--stop-timeout", "2",
+        "--csv", str(run_dir / "locust"), "--results-dir", str(run_dir), "--seed", "7", *args,
+    ]  # fmt: skip
+
+
+def run_locust(run_dir: Path, *args: str, timeout: float = 40, **options) -> subprocess.CompletedProcess:
+    return subprocess.run(locust_command(run_dir, *args, **options), capture_output=True, text=True,
+                          timeout=timeout, cwd=run_dir.parent)
+
+
+def stats(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "locust_stats.csv", dtype={"Type": str}).fillna({"Type": "Aggregated"}).set_index(["Type", "Name"])
+
+
+def assert_clean(result: subprocess.CompletedProcess, run_dir: Path) -> pd.DataFrame:
+    """Exit 0, some operations, no failures, no exceptions; returns Locust's stats."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = stats(run_dir)
+    total = table.loc[("Aggregated", "Aggregated")]
+    assert total["Request Count"] > 0 and total["Failure Count"] == 0, table
+    assert pd.read_csv(run_dir / "locust_exceptions.csv").empty
+    return table
+
+
+def assert_results(run_dir: Path, ops: set[str]) -> pd.DataFrame:
+    """The per-op histograms of our results folder; returns summary.csv."""
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert set(summary.op) == ops
+    assert set(summary.kind) == {"service", "intended"}
+    series = pd.read_csv(run_dir / "timeseries.csv")
+    assert set(series.op) == ops and series["count"].gt(0).all()
+    for op in ops:
+        assert (run_dir / f"{op}.hdr").exists() and (run_dir / f"Intended-{op}.hdr").exists()
+    return summary
+
+
+@pytest.mark.parametrize("workload", sorted(WORKLOAD_OPS))
+def test_each_workload_runs_against_an_embedded_node(tmp_path, workload):
+    run_dir = tmp_path / f"ycsb-{workload}"
+    result = run_locust(run_dir, "--workload", workload, "--embedded-nodes", "1",
+                        "--recordcount", "100", "--operationcount", "300")
+    table = assert_clean(result, run_dir)
+    assert {op for op, _name in table.index} - {"Aggregated"} == WORKLOAD_OPS[workload]
+    summary = assert_results(run_dir, WORKLOAD_OPS[workload])
+    # The run stops by itself after operationcount transactions. In F each transaction reads
+    # once: a read, or a read-modify-write (recorded as READ, UPDATE and READ-MODIFY-WRITE).
+    counts = summary[summary.kind == "service"].set_index("op")["count"]
+    assert (counts["READ"] if workload == "f" else counts.sum()) == 300
+
+
+def test_workload_a_runs_against_an_embedded_three_node_cluster(tmp_path):
+    run_dir = tmp_path / "ycsb-a3"
+    result = run_locust(run_dir, "--workload", "a", "--embedded-nodes", "3", "--embedded-rf", "2",
+                        "--recordcount", "200", "--operationcount", "600", timeout=60)
+    assert_clean(result, run_dir)
+    assert_results(run_dir, {"READ", "UPDATE"})
+
+
+def test_two_worker_processes_split_the_key_space(tmp_path, node):
+    hosts = "{}:{}".format(*node.address)
+    load_dir, run_dir = tmp_path / "load", tmp_path / "run"
+    # Load: each worker inserts its own slice; any overlap would fail with 5 RECORD_EXISTS.
+    result = run_locust(load_dir, "--processes", "2", "--hosts", hosts, "--phase", "load",
+                        "--workload", "d", "--recordcount", "300")
+    table = assert_clean(result, load_dir)
+    assert table.loc[("INSERT", "test.usertable"), "Request Count"] == 300
+    # Run: both workers insert new keys too (create-only again), and read only existing ones.
+    result = run_locust(run_dir, "--processes", "2", "--hosts", hosts, "--workload", "d",
+                        "--recordcount", "300", "--operationcount", "2000", "--prop", "insertproportion=0.3",
+                        "--prop", "readproportion=0.7")
+    table = assert_clean(result, run_dir)
+    inserts = table.loc[("INSERT", "test.usertable"), "Request Count"]
+    summary = assert_results(run_dir, {"READ", "INSERT"})
+    assert summary[summary.kind == "service"]["count"].sum() == 2000  # merged from both workers
+    client = Client({"hosts": [node.address]}).connect()
+    try:
+        assert len(client.scan("test", "usertable").results()) == 300 + inserts
+    finally:
+        client.close()
+
+
+def kill_mid_run(run_dir: Path, hosts: str, kill, records: int, run_time: str) -> subprocess.CompletedProcess:
+    """Load, then start a run phase, kill a node once operations flow, let the run finish."""
+    assert_clean(run_locust(run_dir.with_name("load"), "--hosts", hosts, "--phase", "load",
+                            "--workload", "a", "--recordcount", str(records)), run_dir.with_name("load"))
+    command = locust_command(run_dir, "--hosts", hosts, "--workload", "a", "--recordcount", str(records),
+                             "--operationcount", "0", run_time=run_time)
+    run_dir.mkdir(parents=True)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          cwd=run_dir.parent) as locust:
+        deadline = time.monotonic() + 15
+        while not _has_requests(run_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        kill()
+        stdout, stderr = locust.communicate(timeout=30)
+    return subprocess.CompletedProcess(command, locust.returncode, stdout, stderr)
+
+
+def _has_requests(run_dir: Path) -> bool:
+    try:
+        return stats(run_dir).loc[("Aggregated", "Aggregated"), "Request Count"] > 0
+    except (FileNotFoundError, KeyError, pd.errors.EmptyDataError):
+        return False
+
+
+def assert_failures_by_result_code(result: subprocess.CompletedProcess, run_dir: Path) -> pd.DataFrame:
+    # Exit code 1 is Locust's "there were failures"; a crash would be 2 or a traceback.
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert pd.read_csv(run_dir / "locust_exceptions.csv").empty
+    failures = pd.read_csv(run_dir / "locust_failures.csv")
+    assert not failures.empty and failures.Error.str.fullmatch(FAILURE_NAME.pattern).all(), failures
+    assert set(failures.Method) <= {"READ", "UPDATE"}
+    table = stats(run_dir)
+    assert table.loc[("Aggregated", "Aggregated"), "Failure Count"] == failures.Occurrences.sum()
+    summary = pd.read_csv(run_dir / "summary.csv")  # our results count the same errors by code
+    assert summary.filter(like="errors_").sum().sum() == 2 * failures.Occurrences.sum()
+    return failures
+
+
+def test_killing_the_only_node_shows_failures_by_result_code(tmp_path, node):
+    run_dir = tmp_path / "run"
+    result = kill_mid_run(run_dir, "{}:{}".format(*node.address), node.kill, records=200, run_time="6s")
+    assert_failures_by_result_code(result, run_dir)
+
+
+@needs_replication
+def test_killing_one_of_three_nodes_shows_failures_then_recovers(tmp_path):
+    with LocalCluster(nodes=3, rf=2, run_dir=tmp_path / "cluster") as cluster:
+        hosts = ",".join(f"{h}:{p}" for h, p in cluster.seeds())
+        run_dir = tmp_path / "run"
+        result = kill_mid_run(run_dir, hosts, lambda: cluster.kill("n2"), records=500, run_time="12s")
+    assert_failures_by_result_code(result, run_dir)
+    # Once the cluster re-formed without n2, operations succeed again: the last whole second
+    # (the final row is a partial one) has no errors.
+    series = pd.read_csv(run_dir / "timeseries.csv")
+    per_second = series[series.kind == "service"].groupby("timestamp")[["count", "errors"]].sum()
+    assert per_second.iloc[-2]["count"] > 0 and per_second.iloc[-2]["errors"] == 0, per_second
