@@ -3,11 +3,12 @@
 A message is a small frozen dataclass whose first field is ``src`` (the sender's node id).
 ``encode`` packs it as a msgpack array ``[type code, field values...]``; ``decode`` checks
 the code, the field count and every field's type against the class annotations, and
-raises ``DecodeError`` on anything else. Pulses travel on the heartbeat port, the rest on
+raises ``DecodeError`` on anything else. The data plane's messages (data_messages.py)
+register in the same table, so one codec serves the whole fabric. Pulses travel on the heartbeat port, the rest on
 the fabric port (the runtime tells them apart with ``HEARTBEAT_MESSAGES``).
 
 Field types used: non-negative ``int`` (node ids, cluster keys, sequence numbers, stamps),
-``str``, ``tuple[X, ...]``, ``tuple[X, Y]`` and ``dict[K, V]`` of those.
+``str``, ``bytes``, ``tuple[X, ...]``, ``tuple[X, Y]`` and ``dict[K, V]`` of those.
 """
 
 import dataclasses
@@ -31,6 +32,8 @@ def _message(code: int):
     def register(cls):
         cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
         hints = typing.get_type_hints(cls)
+        if code in _BY_CODE:
+            raise ValueError(f"message code {code} is taken by {_BY_CODE[code].__name__}")
         _BY_CODE[code] = cls
         _CODE_OF[cls] = code
         _FIELDS[cls] = tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
@@ -217,6 +220,13 @@ def _coerce(value, hint, name: str):
     elif hint is str:
         if type(value) is str:
             return value
+    elif hint is bytes:
+        if type(value) is bytes:
+            return value
+    elif isinstance(hint, type) and issubclass(hint, tuple) and isinstance(value, list):  # a NamedTuple
+        fields = typing.get_type_hints(hint)
+        if len(value) == len(fields):
+            return hint(*(_coerce(v, t, name) for v, t in zip(value, fields.values(), strict=True)))
     elif origin is tuple and isinstance(value, list):
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(v, args[0], name) for v in value)

@@ -1,0 +1,270 @@
+"""One node's data plane, sans I/O: partition ownership, replica writes and migrations.
+
+The node runtime and the simulator drive the same object: they hand it the exchange's
+outcome, fabric messages and the time, and send what it puts in the outbox. It decides,
+per namespace and partition, who serves (`route`), where a write must be replicated
+(`replica_targets`), what migrates where, and which version of each partition this node
+reports in the next exchange (`local_versions`).
+
+Per-partition life after a rebalance (see rebalance.py for the plan itself):
+
+* the final master that is not yet the working master waits for its immigrations (from the
+  acting master and from duplicates); when the last one is in, it becomes the working
+  master, adopts the final version and sends its contingent migrations to the replicas
+  that still need the data; when those are done it signals ALL_DONE to the witnesses;
+* the acting master serves until the final master acknowledged its emigration (DONE_ACK),
+  then hands off: it stops serving and forwards to the final master;
+* a replica that waits for an immigration takes replica writes but serves no reads;
+* a witness (not a replica, holding a copy) drops its copy on ALL_DONE.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cluster.storage.engine import N_PARTITIONS, StorageEngine, StorageError, partition_id
+from cluster.wire.result_codes import ResultCode
+
+from .data_messages import (
+    MIGRATION_MESSAGES,
+    MigrateAllDone,
+    MigrateAllDoneAck,
+    ReplWrite,
+    ReplWriteAck,
+)
+from .effects import ExchangeComplete, Outbox
+from .messages import Versions
+from .migration import CONTROL_RETRANSMIT_MS, Emigration, MigrationConfig, Migrations
+from .partition_balance import effective_replication_factor, partition_table
+from .partition_version import ISOLATED, Version
+from .rebalance import ACTING_MASTER, CONTINGENT, PartitionPlan, balance_namespace, versions_by_pid
+from .records import LAST_UPDATE_TIME, apply_if_better
+from .replication import Replication
+
+LOCAL, PROXY, UNAVAILABLE = "local", "proxy", "unavailable"
+
+
+@dataclass(eq=False)
+class PartitionState:
+    replicas: tuple[int, ...] = ()
+    working_master: int = 0
+    immigrating: set[int] = field(default_factory=set)  # sources still expected
+    contingent: tuple[int, ...] = ()  # final master: to send once immigrations are in
+    contingent_pending: set[int] = field(default_factory=set)
+    witnesses: tuple[int, ...] = ()
+    signals_pending: dict[int, int] = field(default_factory=dict)  # witness -> ALL_DONE sent at
+    version: Version = Version()
+    final_version: Version = Version()
+
+
+@dataclass
+class DataPlaneStats:
+    replica_writes_applied: int = 0
+    replica_writes_rejected: int = 0
+    partitions_dropped: int = 0
+
+
+class DataPlane:
+    def __init__(self, node_id: int, outbox: Outbox, stores: Mapping[str, StorageEngine],
+                 replication_factor: Mapping[str, int], migration: MigrationConfig,
+                 on_write_replicated=lambda tid: None):
+        self.node_id = node_id
+        self.out = outbox
+        self.stores = stores
+        self.replication_factor = replication_factor  # configured, per namespace (may change)
+        self.config = migration
+        self.stats = DataPlaneStats()
+        self.cluster_key = 0  # of the last completed exchange; 0 before the first balance
+        self.partitions: dict[str, list[PartitionState]] = {
+            ns: [PartitionState() for _ in range(N_PARTITIONS)] for ns in stores}
+        self.migrations = Migrations(node_id, outbox, stores, migration, self._expects, self._emigrated,
+                                     self._immigrated)
+        self.replication = Replication(node_id, outbox, on_write_replicated)
+        self._signalling: set[tuple[str, int]] = set()  # partitions with ALL_DONE unacked
+        self.map_version = 0  # bumped whenever ownership or versions change (republish the map)
+
+    # -- versions ------------------------------------------------------------------------
+
+    def load_versions(self, now_s: int) -> None:
+        """At start-up: every partition with anything on disk is an isolated copy (spec §3.1)."""
+        for ns, store in self.stores.items():
+            for pid, state in enumerate(self.partitions[ns]):
+                state.version = ISOLATED if store.partition_count(pid) else Version()
+
+    def local_versions(self) -> Versions:
+        out: Versions = {}
+        for ns, states in self.partitions.items():
+            by_version: dict[int, list[int]] = {}
+            for pid, state in enumerate(states):
+                if state.version.has_data:
+                    by_version.setdefault(state.version.pack(), []).append(pid)
+            out[ns] = {v: tuple(pids) for v, pids in by_version.items()}
+        return out
+
+    # -- membership events ---------------------------------------------------------------
+
+    def on_cluster_changed(self, cluster_key: int) -> None:
+        """Migrations stop at once; routing stays as it is until the exchange completes."""
+        self.migrations.reset(cluster_key)
+        self.replication.cluster_key = cluster_key
+
+    def on_orphaned(self) -> None:
+        self.migrations.reset(0)
+
+    def on_exchange_complete(self, event: ExchangeComplete, now_ms: int) -> None:
+        table = partition_table(event.succession, event.racks)
+        self.cluster_key = event.cluster_key
+        self.migrations.reset(event.cluster_key)
+        self.replication.cluster_key = event.cluster_key
+        self._signalling = set()
+        for ns, states in self.partitions.items():
+            rf = effective_replication_factor(self.replication_factor[ns], len(event.succession))
+            versions = {node: versions_by_pid(v.get(ns, {})) for node, v in event.versions_by_node.items()}
+            for plan in balance_namespace(table, rf, versions, event.cluster_key, self.node_id):
+                self._install(ns, plan, states[plan.pid])
+        self.migrations.allow()
+        self.replication.retarget(self.replica_targets, now_ms)
+        self.map_version += 1
+
+    def _install(self, ns: str, plan: PartitionPlan, state: PartitionState) -> None:
+        state.replicas, state.working_master = plan.replicas, plan.working_master
+        state.immigrating = set(plan.immigrate_from)
+        state.contingent = plan.contingent_to
+        state.contingent_pending = set(plan.contingent_to)
+        state.witnesses, state.signals_pending = plan.witnesses, {}
+        state.version, state.final_version = plan.version, plan.final_version
+        if plan.drop:
+            self._drop(ns, plan.pid, state)
+        for dst, kind in plan.emigrate_to:
+            self.migrations.emigrate(ns, plan.pid, dst, kind)
+
+    def _drop(self, ns: str, pid: int, state: PartitionState) -> None:
+        self.stores[ns].drop_partition(pid)
+        state.version = Version()
+        self.stats.partitions_dropped += 1
+        self.map_version += 1
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def route(self, ns: str, pid: int, write: bool) -> tuple[str, int]:
+        """Where a client transaction on this partition executes: (LOCAL | PROXY | UNAVAILABLE, node)."""
+        if self.cluster_key == 0:
+            return UNAVAILABLE, 0
+        state = self.partitions[ns][pid]
+        if state.working_master == self.node_id:
+            return LOCAL, self.node_id
+        if not write and self.node_id in state.replicas and not state.immigrating:
+            return LOCAL, self.node_id
+        return PROXY, state.working_master
+
+    def replica_targets(self, ns: str, pid: int) -> tuple[int, ...]:
+        return tuple(n for n in self.partitions[ns][pid].replicas if n != self.node_id)
+
+    def is_master(self, ns: str, pid: int) -> bool:
+        return self.partitions[ns][pid].working_master == self.node_id
+
+    # -- messages and time -----------------------------------------------------------------
+
+    def step(self, msg, now_ms: int, now_s: int) -> None:
+        kind = type(msg)
+        if kind is ReplWrite:
+            self._on_replica_write(msg, now_s)
+        elif kind is ReplWriteAck:
+            self.replication.on_ack(msg)
+        elif kind is MigrateAllDone:
+            self._on_all_done(msg)
+        elif kind is MigrateAllDoneAck:
+            if msg.cluster_key == self.cluster_key and msg.namespace in self.partitions:
+                self.partitions[msg.namespace][msg.pid].signals_pending.pop(msg.src, None)
+        elif kind in MIGRATION_MESSAGES:
+            self.migrations.step(msg, now_ms, now_s)
+
+    def pump(self, now_ms: int, now_s: int) -> int | None:
+        """Send what is due; returns when to call again at the latest (None: nothing pending)."""
+        wakes = [self.migrations.pump(now_ms, now_s), self.replication.tick(now_ms), self._resend_signals(now_ms)]
+        wakes = [w for w in wakes if w is not None]
+        return min(wakes) if wakes else None
+
+    def _on_replica_write(self, msg: ReplWrite, now_s: int) -> None:
+        states = self.partitions.get(msg.namespace)
+        if states is None:
+            result = ResultCode.NAMESPACE_NOT_FOUND
+        elif self.node_id not in states[partition_id(msg.image.digest)].replicas:
+            result = ResultCode.CLUSTER_KEY_MISMATCH  # not (or no longer) a replica: the master retries
+            self.stats.replica_writes_rejected += 1
+        else:
+            try:  # replica writes ignore stop-writes and always resolve by last-update-time
+                apply_if_better(self.stores[msg.namespace], msg.image, LAST_UPDATE_TIME, now_s)
+                result = ResultCode.OK
+                self.stats.replica_writes_applied += 1
+            except StorageError:
+                result = ResultCode.OUT_OF_SPACE
+        self.out.fabric(msg.src, ReplWriteAck(self.node_id, msg.tid, result))
+
+    # -- migration progress --------------------------------------------------------------
+
+    def _expects(self, ns: str, pid: int, src: int) -> bool:
+        return src in self.partitions[ns][pid].immigrating
+
+    def _immigrated(self, ns: str, pid: int, src: int) -> None:
+        state = self.partitions[ns][pid]
+        state.immigrating.discard(src)
+        if state.immigrating:
+            return
+        state.version = state.final_version
+        self.map_version += 1
+        if state.replicas[0] == self.node_id:
+            state.working_master = self.node_id
+            for dst in state.contingent:
+                self.migrations.emigrate(ns, pid, dst, CONTINGENT)
+            self._maybe_all_done(ns, pid, state)
+
+    def _emigrated(self, em: Emigration) -> None:
+        state = self.partitions[em.namespace][em.pid]
+        self.map_version += 1
+        if em.kind == ACTING_MASTER:  # hand-off: the final master serves from now on
+            state.working_master = state.replicas[0]
+            state.version = state.version._replace(master=False)
+        elif em.kind == CONTINGENT:
+            state.contingent_pending.discard(em.dst)
+            self._maybe_all_done(em.namespace, em.pid, state)
+
+    def _maybe_all_done(self, ns: str, pid: int, state: PartitionState) -> None:
+        if not state.immigrating and not state.contingent_pending:
+            state.signals_pending = dict.fromkeys(state.witnesses, -CONTROL_RETRANSMIT_MS)
+            if state.signals_pending:
+                self._signalling.add((ns, pid))
+
+    def _resend_signals(self, now_ms: int) -> int | None:
+        wake = None
+        for ns, pid in list(self._signalling):
+            pending = self.partitions[ns][pid].signals_pending
+            if not pending:
+                self._signalling.discard((ns, pid))
+                continue
+            for node, sent in pending.items():
+                if now_ms - sent >= CONTROL_RETRANSMIT_MS:
+                    pending[node] = sent = now_ms
+                    self.out.fabric(node, MigrateAllDone(self.node_id, self.cluster_key, ns, pid))
+                wake = sent + CONTROL_RETRANSMIT_MS if wake is None else min(wake, sent + CONTROL_RETRANSMIT_MS)
+        return wake
+
+    def _on_all_done(self, msg: MigrateAllDone) -> None:
+        if msg.cluster_key != self.cluster_key or msg.namespace not in self.partitions:
+            return
+        state = self.partitions[msg.namespace][msg.pid]
+        if self.node_id not in state.replicas and state.version.has_data:
+            self._drop(msg.namespace, msg.pid, state)
+        self.out.fabric(msg.src, MigrateAllDoneAck(self.node_id, self.cluster_key, msg.namespace, msg.pid))
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    def remaining(self, ns: str) -> tuple[int, int, int]:
+        """(tx, rx, signals) partitions still to migrate in one namespace."""
+        tx = self.migrations.tx_remaining_in(ns)
+        rx = signals = 0
+        for state in self.partitions[ns]:
+            if state.immigrating:
+                rx += len(state.immigrating)
+                tx += len(state.contingent)
+            signals += len(state.signals_pending)
+        return tx, rx, signals

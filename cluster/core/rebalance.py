@@ -1,0 +1,161 @@
+"""Partition rebalance after an exchange: who serves, who migrates what to whom (spec §4.4, §6.3).
+
+Every member runs `balance_namespace` on the same exchanged versions and gets the same
+global decisions; each keeps the part that concerns itself. For one partition, with the
+node sequence from `partition_balance` and every node's version of its copy:
+
+1. Working master: the first node in sequence order whose copy has the master flag — moved
+   forward to an earlier node holding a full copy of the same lineage, if any. Without a
+   master flag anywhere, the best-scoring copy (full > subset > evade > subset+evade,
+   earlier position first). Nobody holding data: the partition is *fresh*, the final master
+   serves it empty and nothing migrates.
+2. Duplicates: copies of lineages other than the working master's that may hold records it
+   lacks — every "unique" copy, one full copy per other lineage, or every subset of a
+   lineage with no full copy. They are merged into the final master.
+3. Immigrators: with duplicates, every replica (all must receive the merge); otherwise the
+   final master unless it is the working master, and every other replica that lacks a full
+   copy of the working master's lineage.
+4. No immigrators: replicas adopt the final version at once, non-replicas drop their copy.
+   Otherwise: the working master (an *acting* master when it is not the final master) and
+   every duplicate holder emigrate to the final master; the final master, once it has
+   received all of them, emigrates to the other immigrating replicas ("contingent"
+   migrations) and then tells the witnesses (non-replicas with data) that they may drop
+   their copies (ALL_DONE).
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .partition_version import FAMILY_UNIQUE, NO_VERSION, Version, unpack, version_ckey
+
+# kinds of emigration, in the order the spec gives them priority
+ACTING_MASTER, DUPLICATE, CONTINGENT = "acting-master", "duplicate", "contingent"
+
+
+@dataclass(slots=True)
+class PartitionPlan:
+    """One partition, from one node's point of view, right after a rebalance."""
+
+    pid: int
+    replicas: tuple[int, ...]  # position 0 = final master
+    working_master: int  # who serves it now (the final master of a fresh partition)
+    immigrate_from: frozenset[int]  # sources this node waits for
+    emigrate_to: tuple[tuple[int, str], ...]  # (destination, kind) to send now
+    contingent_to: tuple[int, ...]  # final master only: to send once all immigrations are in
+    witnesses: tuple[int, ...]  # final master only: non-replicas with data, told ALL_DONE
+    version: Version  # this node's version now
+    final_version: Version  # this node's version once its part is done
+    drop: bool  # not a replica and no migration needs this copy: forget it now
+    duplicates: tuple[int, ...] = ()
+
+    @property
+    def final_master(self) -> int:
+        return self.replicas[0]
+
+
+def _working_master(seq: Sequence[int], versions: Mapping[int, Version]) -> int | None:
+    for i, node in enumerate(seq):
+        v = versions[node]
+        if v.master:
+            for earlier in seq[:i]:  # an identical full copy earlier in the sequence serves instead
+                e = versions[earlier]
+                if e.full and e.lineage == v.lineage:
+                    return earlier
+            return node
+    best, best_score = None, -1
+    for node in seq:
+        v = versions[node]
+        if v.has_data and v.score() > best_score:
+            best, best_score = node, v.score()
+    return best
+
+
+def _duplicates(seq: Sequence[int], versions: Mapping[int, Version], wm: int) -> tuple[int, ...]:
+    by_lineage: dict[tuple[int, int], list[int]] = {}
+    for node in seq:
+        v = versions[node]
+        if v.has_data and v.lineage != versions[wm].lineage:
+            by_lineage.setdefault(v.lineage, []).append(node)
+    dups: list[int] = []
+    for (_ckey, family), nodes in by_lineage.items():
+        full = [n for n in nodes if versions[n].full]
+        if family == FAMILY_UNIQUE:
+            dups.extend(nodes)
+        elif full:
+            dups.append(full[0])
+        else:
+            dups.extend(nodes)
+    return tuple(sorted(dups, key=seq.index))
+
+
+def plan_partition(pid: int, seq: Sequence[int], rf: int, versions: Mapping[int, Version], cluster_key: int,
+                   self_id: int) -> PartitionPlan:
+    replicas = tuple(seq[:rf])
+    final_master = replicas[0]
+    ckey = version_ckey(cluster_key)
+    mine = versions[self_id]
+    pos = replicas.index(self_id) if self_id in replicas else -1
+    final = Version(ckey, 0, master=pos == 0) if pos >= 0 else Version()
+
+    wm = _working_master(seq, versions)
+    if wm is None:  # fresh: nobody has data
+        return PartitionPlan(pid, replicas, final_master, frozenset(), (), (), (), final, final, drop=False)
+
+    dups = _duplicates(seq, versions, wm)
+    wm_lineage = versions[wm].lineage
+    if dups:
+        immigrators = set(replicas)
+    else:
+        immigrators = {n for n in replicas if n != wm
+                       and not (versions[n].full and versions[n].lineage == wm_lineage)}
+        if final_master != wm:
+            immigrators.add(final_master)
+    if not immigrators:
+        return PartitionPlan(pid, replicas, wm, frozenset(), (), (), (), final, final, drop=pos < 0 and mine.has_data)
+
+    sources = ({wm} | set(dups)) - {final_master}
+    witnesses = tuple(n for n in seq if n not in replicas and versions[n].has_data)
+    contingent = tuple(n for n in replicas[1:] if n in immigrators)
+    emigrate: list[tuple[int, str]] = []
+    if self_id != final_master:
+        if self_id == wm:
+            emigrate.append((final_master, ACTING_MASTER))
+        elif self_id in dups:
+            emigrate.append((final_master, DUPLICATE))
+
+    if self_id == wm:
+        version = Version(ckey, 0, master=True)
+    elif self_id in immigrators:
+        version = Version(ckey, 0, subset=True, evade=not mine.has_data)
+    elif pos >= 0:
+        version = final  # a full copy of the working master's lineage
+    else:
+        version = mine  # a duplicate or a stale copy, kept until ALL_DONE
+    if self_id == final_master:
+        immigrate_from = frozenset(sources)
+        if not sources:  # already the working master: send the contingent migrations now
+            emigrate.extend((n, CONTINGENT) for n in contingent)
+    elif self_id in immigrators:
+        immigrate_from = frozenset({final_master})
+    else:
+        immigrate_from = frozenset()
+    return PartitionPlan(
+        pid, replicas, wm, immigrate_from, tuple(emigrate),
+        contingent if self_id == final_master else (),
+        witnesses if self_id == final_master else (),
+        version, final if pos >= 0 else Version(), drop=False, duplicates=dups)
+
+
+def balance_namespace(table: Sequence[Sequence[int]], rf: int, versions_by_node: Mapping[int, Mapping[int, int]],
+                      cluster_key: int, self_id: int) -> list[PartitionPlan]:
+    """Plans for all partitions; `versions_by_node` maps node -> pid -> packed version."""
+    plans = []
+    for pid, seq in enumerate(table):
+        versions = {n: unpack(versions_by_node.get(n, {}).get(pid, NO_VERSION)) for n in seq}
+        plans.append(plan_partition(pid, seq, rf, versions, cluster_key, self_id))
+    return plans
+
+
+def versions_by_pid(versions: Mapping[int, Sequence[int]]) -> dict[int, int]:
+    """The exchange's ``version -> pids`` form turned into ``pid -> version``."""
+    return {pid: v for v, pids in versions.items() for pid in pids}
