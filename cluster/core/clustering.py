@@ -129,6 +129,8 @@ class Clustering:
         self.hb = heartbeat
         self._out = outbox
         self._rng = rng  # anything with getrandbits(n), e.g. random.Random(seed)
+        self._timing_key: tuple | None = None
+        self._timing: Timing | None = None
         # register
         self.cluster_key = 0
         self.succession: tuple[int, ...] = ()
@@ -160,8 +162,11 @@ class Clustering:
 
     @property
     def timing(self) -> Timing:
-        hb = self.hb.config
-        return Timing.of(hb.interval_ms, hb.timeout, self.config.latency_max_ms, self.config.quantum_interval_ms)
+        hb, cfg = self.hb.config, self.config
+        key = (hb.interval_ms, hb.timeout, cfg.latency_max_ms, cfg.quantum_interval_ms)
+        if key != self._timing_key:  # the settings can change at run time
+            self._timing_key, self._timing = key, Timing.of(*key)
+        return self._timing
 
     @property
     def is_orphan(self) -> bool:
@@ -174,6 +179,14 @@ class Clustering:
     @property
     def is_principal(self) -> bool:
         return self.principal == self.node_id
+
+    def next_deadline(self, now_ms: int) -> int:
+        """The earliest ms at which ``tick`` may act. While anything is in flight (a round, an
+        unsynced register, faults awaiting a quantum, orphan joining) that is ``now_ms``: the
+        outcome depends on what arrives, not only on time. Otherwise the next quantum."""
+        if self._round is not None or self._faults or not self.synced or self.cluster_key == 0:
+            return now_ms
+        return self._quantum_start + self.timing.quantum
 
     # --- inputs ----------------------------------------------------------------------
 

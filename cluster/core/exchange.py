@@ -66,6 +66,14 @@ class Exchange:
         self.state, self.cluster_key, self.succession = ORPHANED, 0, ()
         self._unacked = {}
 
+    def next_deadline(self) -> int | None:
+        """The earliest ms at which ``tick`` retransmits something, or None."""
+        due = min((at for at, _ in self._unacked.values()), default=None)
+        if self.state == READY_TO_COMMIT:
+            ready = self._ready_sent_at + READY_RETRANSMIT_MS
+            due = ready if due is None else min(due, ready)
+        return due
+
     def tick(self, now_ms: int) -> None:
         if self._unacked:
             self._resend_data(now_ms)

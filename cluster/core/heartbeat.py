@@ -106,6 +106,7 @@ class Heartbeat:
         self._out = outbox
         self._next_pulse = now_ms
         self._last_stamp = 0
+        self._adjacency_view: tuple | None = None  # (ids, known) for our pulses; None = recompute
         # The clustering view carried by our pulses; set by clustering.
         self.cluster_key = 0
         self.succession: tuple[int, ...] = ()
@@ -145,6 +146,16 @@ class Heartbeat:
                 return tuple(sorted(kept, reverse=True))
             kept.remove(min(n for n, count in missing.items() if count == worst))
 
+    def next_deadline(self) -> int:
+        """The earliest ms at which ``tick`` has something to do: the next pulse, or the
+        first moment an adjacent node can expire. Ticking earlier changes nothing."""
+        due = self._next_pulse
+        if self.adjacency:
+            expiry = min(peer.heard_at for peer in self.adjacency.values()) + self.config.node_timeout_ms + 1
+            if expiry < due:
+                return expiry
+        return due
+
     # --- inputs ----------------------------------------------------------------------
 
     def tick(self, now_ms: int) -> None:
@@ -178,8 +189,11 @@ class Heartbeat:
         if pulse.src in self.adjacency:
             if last.adjacency != pulse.adjacency:
                 self._out.emit(AdjacencyChanged(pulse.src))
+            if last.endpoint != pulse.endpoint:
+                self._adjacency_view = None
         elif len(self.adjacency) < self.config.max_cluster_size - 1:
             self.adjacency[pulse.src] = peer
+            self._adjacency_view = None
             self._out.emit(NodeArrived(pulse.src))
 
     # --- internals -------------------------------------------------------------------
@@ -188,6 +202,7 @@ class Heartbeat:
         deadline = now_ms - self.config.node_timeout_ms
         for node in [n for n, peer in self.adjacency.items() if peer.heard_at < deadline]:
             del self.adjacency[node]
+            self._adjacency_view = None
             self._out.emit(NodeDeparted(node))
 
     def _forget_silent_endpoints(self, now_ms: int) -> None:
@@ -200,11 +215,16 @@ class Heartbeat:
             return
         known.name_mismatches += 1
         if known.name_mismatches > CLUSTER_NAME_MISMATCH_MAX and self.adjacency.pop(pulse.src, None):
+            self._adjacency_view = None
             self._out.emit(NodeDeparted(pulse.src, evicted=True))
 
     def _send_pulses(self, now_ms: int) -> None:
         # Stamps only need to increase per incarnation; now_ms normally already does.
         self._last_stamp = max(now_ms, self._last_stamp + 1)
+        view = self._adjacency_view
+        if view is None or len(view[0]) != len(self.adjacency):  # the length guards direct edits
+            ids = tuple(sorted(self.adjacency))
+            view = self._adjacency_view = (ids, tuple((n, self.adjacency[n].pulse.endpoint) for n in ids))
         pulse = Pulse(
             self.node_id,
             self.cluster_name,
@@ -212,11 +232,12 @@ class Heartbeat:
             self._last_stamp,
             self.endpoint,
             self.fabric_endpoint,
-            tuple(sorted(self.adjacency)),
-            tuple((n, p.pulse.endpoint) for n, p in sorted(self.adjacency.items())),
+            view[0],
+            view[1],
             self.cluster_key,
             self.succession,
             self.sequence,
         )
+        send = self._out.pulse
         for endpoint in self._mesh:
-            self._out.pulse(endpoint, pulse)
+            send(endpoint, pulse)

@@ -4,7 +4,8 @@ The runtime (asyncio node or simulator) drives it like etcd's raft ``Node``::
 
     m = Membership(node_id, cluster_name=..., endpoint="10.0.0.1:3002",
                    fabric_endpoint="10.0.0.1:3001", seeds=(...), rng=random.Random(), now_ms=now)
-    m.tick(now)                 # every ``tick_ms`` ms or sooner
+    m.tick(now)                 # every ``tick_ms`` ms or sooner (ticks before
+                                # ``m.next_deadline(now)`` are no-ops and may be skipped)
     m.step(decode(data), now)   # every message received, heartbeat or fabric
     sends, events = m.ready()   # HeartbeatSend / FabricSend to deliver; events to act on
 
@@ -74,6 +75,15 @@ class Membership:
         self.clustering.tick(now_ms)
         self.exchange.tick(now_ms)
         self._settle(now_ms)
+
+    def next_deadline(self, now_ms: int) -> int:
+        """The earliest ms at which ``tick`` can have an effect (next pulse, expiry check,
+        quantum, retransmission); ``<= now_ms`` means at the next tick. Ticks before it are
+        no-ops, so a driver may skip them. It can only move earlier through ``step``, and
+        only when that step produced sends or events or was not a pulse."""
+        due = min(self.heartbeat.next_deadline(), self.clustering.next_deadline(now_ms))
+        exchange = self.exchange.next_deadline()
+        return due if exchange is None or due < exchange else exchange
 
     def step(self, msg, now_ms: int) -> None:
         if type(msg) is Pulse:  # the bulk of all traffic: skip the dispatch chain

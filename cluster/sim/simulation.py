@@ -28,7 +28,7 @@ from cluster.core.clustering import ClusteringConfig
 from cluster.core.effects import ClusterChanged, ExchangeComplete, HeartbeatSend, Orphaned
 from cluster.core.heartbeat import HeartbeatConfig
 from cluster.core.membership import Membership
-from cluster.core.messages import decode, encode
+from cluster.core.messages import Pulse, decode, encode
 from cluster.core.node_id import derive_node_id, format_node_id
 
 from . import invariants
@@ -36,7 +36,8 @@ from .faults import Fault, Schedule, make_schedule
 
 CHECK_EVERY_MS = 250
 MIN_DELAY_US, NORMAL_MAX_DELAY_US = 100, 1000
-_TICK, _DELIVER, _FAULT, _CHECK = range(4)
+_TICK, _DELIVER, _FAULT, _CHECK = range(4)  # also the order of events due at the same µs
+_NEVER = float("inf")
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ class SimNode:
     paused: bool = False
     inbox: list = field(default_factory=list)  # messages queued while paused
     exchanged: ExchangeComplete | None = None
+    tick_origin_us: int = 0  # this life ticks at tick_origin_us + k * tick_us ...
+    tick_us: int = 75_000
+    next_tick_us: float = _NEVER  # ... but only when the core has something due then
     published: set[int] = field(default_factory=set)  # cluster keys this node announced
 
 
@@ -137,7 +141,7 @@ class Simulation:
         self._push(self.config.fault_ms * 1000, _FAULT, Fault(self.config.fault_ms, "faults_stop"))
         end = (self.config.fault_ms + self.config.settle_ms) * 1000
         while self._queue and not self._done:
-            at, _, kind, a, b = heapq.heappop(self._queue)
+            at, kind, _, a, b = heapq.heappop(self._queue)
             if at > end:
                 break
             self.now_us = at
@@ -173,7 +177,7 @@ class Simulation:
         return self.now_us // 1000
 
     def _push(self, at_us: int, kind: int, a, b=None) -> None:
-        heapq.heappush(self._queue, (at_us, next(self._order), kind, a, b))
+        heapq.heappush(self._queue, (at_us, kind, a if kind == _TICK else next(self._order), a, b))
 
     def _trace(self, *record) -> None:
         """Records are tuples of ints and strings, hashed in chunks (repr is deterministic)."""
@@ -202,17 +206,35 @@ class Simulation:
             now_ms=self.now_ms,
         )
         # A random phase so that nodes do not tick in lockstep.
-        phase_us = self.rng.randrange(node.membership.tick_ms * 1000)
-        self._push(self.now_us + phase_us, _TICK, node.index, node.generation)
+        node.tick_us = node.membership.tick_ms * 1000
+        phase_us = self.rng.randrange(node.tick_us)
+        node.tick_origin_us = node.next_tick_us = self.now_us + phase_us
+        self._push(node.next_tick_us, _TICK, node.index, node.generation)
 
     def _tick(self, index: int, generation: int) -> None:
+        """A node ticks on its grid of ``tick_ms``, as the real driver does, except that grid
+        points before ``Membership.next_deadline`` are skipped: ticks there are no-ops."""
         node = self.nodes[index]
-        if node.membership is None or node.generation != generation:
-            return  # crashed, or a tick chain of a previous life
-        if not node.paused:
-            node.membership.tick(self.now_us // 1000)
-            self._flush(node)
-        self._push(self.now_us + node.membership.tick_ms * 1000, _TICK, index, generation)
+        if node.membership is None or node.generation != generation or node.next_tick_us != self.now_us:
+            return  # crashed, a tick chain of a previous life, or superseded by an earlier tick
+        node.next_tick_us = _NEVER
+        if node.paused:
+            return  # rescheduled on resume
+        node.membership.tick(self.now_us // 1000)
+        self._flush(node)
+        self._schedule_tick(node)
+
+    def _schedule_tick(self, node: SimNode) -> None:
+        """Schedule the node's first grid point after now at which something is due."""
+        now_us = self.now_us
+        target = node.membership.next_deadline(now_us // 1000) * 1000
+        if target <= now_us:
+            target = now_us + 1
+        origin = node.tick_origin_us
+        at = origin + -((origin - target) // node.tick_us) * node.tick_us if target > origin else origin
+        if at < node.next_tick_us:
+            node.next_tick_us = at
+            heapq.heappush(self._queue, (at, _TICK, node.index, node.index, node.generation))
 
     def _deliver(self, dst: int, item) -> None:
         generation, src, msg = item
@@ -227,12 +249,16 @@ class Simulation:
     def _receive(self, node: SimNode, src: int, msg) -> None:
         self.messages += 1
         self._trace(self.now_us, src, node.index, msg if self.config.wire else type(msg).__name__)
-        node.membership.step(decode(msg) if self.config.wire else msg, self.now_us // 1000)
-        self._flush(node)
+        msg = decode(msg) if self.config.wire else msg
+        membership = node.membership
+        membership.step(msg, self.now_us // 1000)
+        if membership.has_ready():
+            self._flush(node)
+        elif type(msg) is Pulse:
+            return  # a pulse that changed nothing visible cannot bring the next tick forward
+        self._schedule_tick(node)
 
     def _flush(self, node: SimNode) -> None:
-        if not node.membership.has_ready():
-            return
         sends, events = node.membership.ready()
         random, src, spread = self.rng.random, node.index, self.max_delay_us - MIN_DELAY_US  # hot loop
         for send in sends:
@@ -246,7 +272,7 @@ class Simulation:
                 continue
             msg = encode(send.msg) if self.config.wire else send.msg
             at_us = self.now_us + MIN_DELAY_US + int(random() * spread)
-            heapq.heappush(self._queue, (at_us, next(self._order), _DELIVER, dst, (self.nodes[dst].generation, src, msg)))
+            heapq.heappush(self._queue, (at_us, _DELIVER, next(self._order), dst, (self.nodes[dst].generation, src, msg)))
         for event in events:
             self._on_event(node, event)
 
@@ -317,6 +343,7 @@ class Simulation:
         inbox, node.inbox = node.inbox, []
         for src, msg in inbox:
             self._receive(node, src, msg)
+        self._schedule_tick(node)
 
     def _stop_faults(self) -> None:
         self.blocked.clear()
