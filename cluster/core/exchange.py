@@ -68,6 +68,8 @@ class Exchange:
 
     def next_deadline(self) -> int | None:
         """The earliest ms at which ``tick`` retransmits something, or None."""
+        if not self._unacked and self.state != READY_TO_COMMIT:
+            return None  # the usual case
         due = min((at for at, _ in self._unacked.values()), default=None)
         if self.state == READY_TO_COMMIT:
             ready = self._ready_sent_at + READY_RETRANSMIT_MS

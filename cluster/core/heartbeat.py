@@ -149,12 +149,11 @@ class Heartbeat:
     def next_deadline(self) -> int:
         """The earliest ms at which ``tick`` has something to do: the next pulse, or the
         first moment an adjacent node can expire. Ticking earlier changes nothing."""
-        due = self._next_pulse
-        if self.adjacency:
-            expiry = min(peer.heard_at for peer in self.adjacency.values()) + self.config.node_timeout_ms + 1
-            if expiry < due:
-                return expiry
-        return due
+        due = self._next_pulse - self.config.node_timeout_ms - 1  # in heard_at terms
+        for peer in self.adjacency.values():
+            if peer.heard_at < due:
+                due = peer.heard_at
+        return due + self.config.node_timeout_ms + 1
 
     # --- inputs ----------------------------------------------------------------------
 

@@ -90,7 +90,8 @@ class Membership:
             self.heartbeat.on_pulse(msg, now_ms)
         else:
             self._dispatch(msg, now_ms)
-        self._settle(now_ms)
+        if self._out.unrouted or self._out.loopback:
+            self._settle(now_ms)
 
     def has_ready(self) -> bool:
         return bool(self._out.sends or self._out.events)

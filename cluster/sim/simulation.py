@@ -38,6 +38,7 @@ CHECK_EVERY_MS = 250
 MIN_DELAY_US, NORMAL_MAX_DELAY_US = 100, 1000
 _TICK, _DELIVER, _FAULT, _CHECK = range(4)  # also the order of events due at the same µs
 _NEVER = float("inf")
+_TRACE_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -140,13 +141,21 @@ class Simulation:
             self._push(fault.at_ms * 1000, _FAULT, fault)
         self._push(self.config.fault_ms * 1000, _FAULT, Fault(self.config.fault_ms, "faults_stop"))
         end = (self.config.fault_ms + self.config.settle_ms) * 1000
-        while self._queue and not self._done:
-            at, kind, _, a, b = heapq.heappop(self._queue)
+        queue, pop, nodes = self._queue, heapq.heappop, self.nodes
+        while queue and not self._done:
+            at, kind, _, a, b = pop(queue)
             if at > end:
                 break
             self.now_us = at
-            if kind == _DELIVER:
-                self._deliver(a, b)
+            if kind == _DELIVER:  # inlined: most events are deliveries
+                generation, src, msg = b
+                node = nodes[a]
+                if node.generation != generation or node.membership is None:
+                    continue  # sent to a previous life, or crashed
+                if node.paused:
+                    node.inbox.append((src, msg))
+                else:
+                    self._receive(node, src, msg)
             elif kind == _TICK:
                 self._tick(a, b)
             elif kind == _FAULT:
@@ -182,7 +191,7 @@ class Simulation:
     def _trace(self, *record) -> None:
         """Records are tuples of ints and strings, hashed in chunks (repr is deterministic)."""
         self._trace_lines.append(record)
-        if len(self._trace_lines) >= 4096:
+        if len(self._trace_lines) >= _TRACE_CHUNK:
             self._digest_trace()
 
     def _digest_trace(self) -> None:
@@ -236,20 +245,16 @@ class Simulation:
             node.next_tick_us = at
             heapq.heappush(self._queue, (at, _TICK, node.index, node.index, node.generation))
 
-    def _deliver(self, dst: int, item) -> None:
-        generation, src, msg = item
-        node = self.nodes[dst]
-        if node.membership is None or node.generation != generation:
-            return
-        if node.paused:
-            node.inbox.append((src, msg))
-            return
-        self._receive(node, src, msg)
-
     def _receive(self, node: SimNode, src: int, msg) -> None:
         self.messages += 1
-        self._trace(self.now_us, src, node.index, msg if self.config.wire else type(msg).__name__)
-        msg = decode(msg) if self.config.wire else msg
+        lines = self._trace_lines
+        if self.config.wire:
+            lines.append((self.now_us, src, node.index, msg))
+            msg = decode(msg)
+        else:
+            lines.append((self.now_us, src, node.index, type(msg).__name__))
+        if len(lines) >= _TRACE_CHUNK:
+            self._digest_trace()
         membership = node.membership
         membership.step(msg, self.now_us // 1000)
         if membership.has_ready():
@@ -260,21 +265,24 @@ class Simulation:
 
     def _flush(self, node: SimNode) -> None:
         sends, events = node.membership.ready()
-        random, src, spread = self.rng.random, node.index, self.max_delay_us - MIN_DELAY_US  # hot loop
-        for send in sends:
-            if isinstance(send, HeartbeatSend):
-                dst = self._by_endpoint.get(send.endpoint)
-            else:
-                dst = self._by_id.get(send.node)
-            if dst is None or (self.blocked and (src, dst) in self.blocked):
-                continue
-            if self.loss and random() < self.loss:
-                continue
-            msg = encode(send.msg) if self.config.wire else send.msg
-            at_us = self.now_us + MIN_DELAY_US + int(random() * spread)
-            heapq.heappush(self._queue, (at_us, _DELIVER, next(self._order), dst, (self.nodes[dst].generation, src, msg)))
+        if sends:
+            self._send(node.index, sends)
         for event in events:
             self._on_event(node, event)
+
+    def _send(self, src: int, sends: list) -> None:
+        """Each send gets a random delay (and may be lost, or blocked by a partition)."""
+        random, spread, now_us = self.rng.random, self.max_delay_us - MIN_DELAY_US, self.now_us + MIN_DELAY_US
+        by_endpoint, by_id, blocked, loss, nodes = self._by_endpoint, self._by_id, self.blocked, self.loss, self.nodes
+        queue, push, order, wire = self._queue, heapq.heappush, self._order, self.config.wire
+        for send in sends:
+            dst = by_endpoint.get(send.endpoint) if type(send) is HeartbeatSend else by_id.get(send.node)
+            if dst is None or (blocked and (src, dst) in blocked):
+                continue
+            if loss and random() < loss:
+                continue
+            msg = encode(send.msg) if wire else send.msg
+            push(queue, (now_us + int(random() * spread), _DELIVER, next(order), dst, (nodes[dst].generation, src, msg)))
 
     def _on_event(self, node: SimNode, event) -> None:
         if isinstance(event, ClusterChanged | ExchangeComplete):
