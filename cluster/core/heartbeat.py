@@ -103,6 +103,7 @@ class Heartbeat:
         self.peers: dict[int, Peer] = {}  # everyone heard from, adjacent or not
         self.seeds = tuple(dict.fromkeys(s for s in seeds if s != endpoint))  # ordered: runs must replay
         self._mesh: dict[str, int] = dict.fromkeys(self.seeds, now_ms)  # endpoint -> last sign of life
+        self._mesh_oldest = now_ms  # a lower bound of the non-seed signs of life
         self._out = outbox
         self._next_pulse = now_ms
         self._last_stamp = 0
@@ -149,11 +150,12 @@ class Heartbeat:
     def next_deadline(self) -> int:
         """The earliest ms at which ``tick`` has something to do: the next pulse, or the
         first moment an adjacent node can expire. Ticking earlier changes nothing."""
-        due = self._next_pulse - self.config.node_timeout_ms - 1  # in heard_at terms
+        timeout = self.config.interval_ms * self.config.timeout + 1
+        due = self._next_pulse - timeout  # in heard_at terms
         for peer in self.adjacency.values():
             if peer.heard_at < due:
                 due = peer.heard_at
-        return due + self.config.node_timeout_ms + 1
+        return due + timeout
 
     # --- inputs ----------------------------------------------------------------------
 
@@ -206,8 +208,11 @@ class Heartbeat:
 
     def _forget_silent_endpoints(self, now_ms: int) -> None:
         forget_before = now_ms - MESH_FORGET_TIMEOUTS * self.config.node_timeout_ms
+        if self._mesh_oldest >= forget_before:
+            return  # last signs of life only ever move forward: nothing can be that old yet
         for endpoint in [e for e, t in self._mesh.items() if t < forget_before and e not in self.seeds]:
             del self._mesh[endpoint]
+        self._mesh_oldest = min((t for e, t in self._mesh.items() if e not in self.seeds), default=now_ms)
 
     def _on_foreign_pulse(self, pulse: Pulse, known: Peer | None) -> None:
         if known is None:

@@ -72,8 +72,12 @@ class Membership:
     def tick(self, now_ms: int) -> None:
         self.heartbeat.tick(now_ms)
         self._settle(now_ms)
-        self.clustering.tick(now_ms)
-        self.exchange.tick(now_ms)
+        # Clustering and exchange ticks before their deadlines are no-ops: skip them.
+        if self.clustering.next_deadline(now_ms) <= now_ms:
+            self.clustering.tick(now_ms)
+        due = self.exchange.next_deadline()
+        if due is not None and due <= now_ms:
+            self.exchange.tick(now_ms)
         self._settle(now_ms)
 
     def next_deadline(self, now_ms: int) -> int:
@@ -81,7 +85,12 @@ class Membership:
         quantum, retransmission); ``<= now_ms`` means at the next tick. Ticks before it are
         no-ops, so a driver may skip them. It can only move earlier through ``step``, and
         only when that step produced sends or events or was not a pulse."""
-        due = min(self.heartbeat.next_deadline(), self.clustering.next_deadline(now_ms))
+        due = self.clustering.next_deadline(now_ms)
+        if due <= now_ms:
+            return due  # busy: tick at every opportunity
+        heartbeat = self.heartbeat.next_deadline()
+        if heartbeat < due:
+            due = heartbeat
         exchange = self.exchange.next_deadline()
         return due if exchange is None or due < exchange else exchange
 
@@ -112,6 +121,8 @@ class Membership:
 
     def _settle(self, now_ms: int) -> None:
         out = self._out
+        if not (out.loopback or out.unrouted):
+            return
         while out.loopback or out.unrouted:
             if out.unrouted:
                 event = out.unrouted.popleft()

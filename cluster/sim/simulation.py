@@ -82,7 +82,7 @@ class SimResult:
         return not self.violations
 
 
-@dataclass
+@dataclass(slots=True)
 class SimNode:
     index: int
     node_id: int
@@ -110,6 +110,7 @@ class Simulation:
         self.rng = random.Random(config.seed)
         self.now_us = 0  # the clock; cores see whole milliseconds
         self._make_membership = membership_factory
+        self._wire = config.wire
         self._queue: list = []
         self._order = itertools.count()
         self._digest = hashlib.blake2b(digest_size=16)
@@ -248,7 +249,7 @@ class Simulation:
     def _receive(self, node: SimNode, src: int, msg) -> None:
         self.messages += 1
         lines = self._trace_lines
-        if self.config.wire:
+        if self._wire:
             lines.append((self.now_us, src, node.index, msg))
             msg = decode(msg)
         else:
