@@ -11,7 +11,10 @@ a ``Pulse`` to every known mesh endpoint each ``interval`` ms, and the events
 * A node whose pulses carry another cluster name more than 2 times in a row is evicted.
 * Mesh discovery: pulses list the heartbeat endpoints of the sender's adjacent nodes, and
   the receiver pulses those endpoints too. Learned endpoints silent for 10 node timeouts
-  are forgotten; seeds never are.
+  are forgotten (Aerospike's MESH_INACTIVE_TIMEOUT); seeds never are, and are pulsed for
+  ever. As in Aerospike, two nodes that forgot each other and cannot reach any node that
+  knows them both (a seed, or a common neighbour) stay apart until the network lets them
+  meet one again.
 """
 
 from dataclasses import dataclass
@@ -117,6 +120,10 @@ class Heartbeat:
 
     def is_alive(self, node: int) -> bool:
         return node == self.node_id or node in self.adjacency
+
+    def knows(self, endpoint: str) -> bool:
+        """Whether we pulse ``endpoint`` (a seed, or learned and not yet forgotten)."""
+        return endpoint in self._mesh
 
     def adjacency_of(self, node: int) -> frozenset[int]:
         if node == self.node_id:

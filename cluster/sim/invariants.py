@@ -1,11 +1,21 @@
 """What must hold once faults stop (safety is checked on every event by the simulation).
 
-For every connected component of the final network (all nodes, or each side of a final
-split), once every node's heartbeat adjacency is exactly the rest of its component (the
-failure detector has caught up; before that, nodes rightly act on stale adjacency): if it has at least ``min-cluster-size`` nodes, every node in it has applied the same
-cluster key with exactly the component as succession list, has completed the exchange for
-that cluster, and its client partition map (derived from the exchange's succession list)
-equals partition balance of the component. A smaller component must consist of orphans.
+Components: the final network (all nodes, or each side of a final split), further cut
+into the groups of nodes that can still discover each other: A and B belong together when
+one of them still pulses the other's heartbeat endpoint (a seed, or learned and not yet
+forgotten), and transitively. Mesh discovery works exactly along such links (a pulse
+teaches the receiver the sender's endpoint; pulses list the sender's neighbours), while
+nodes that forgot each other (silent for 10 node timeouts, Aerospike's
+MESH_INACTIVE_TIMEOUT) and are cut off from every node that knows them both never meet
+again — in Aerospike too, whose only other way is an operator's ``tip``.
+
+For every component, once every node's heartbeat adjacency is exactly the rest of its
+component (the failure detector has caught up; before that, nodes rightly act on stale
+adjacency): if it has at least ``min-cluster-size`` nodes, every node in it has applied
+the same cluster key with exactly the component as succession list, has completed the
+exchange for that cluster, and its client partition map (derived from the exchange's
+succession list) equals partition balance of the component. A smaller component must
+consist of orphans.
 """
 
 from functools import lru_cache
@@ -24,10 +34,34 @@ def _hex(nodes) -> str:
     return "[" + " ".join(format_node_id(n) for n in nodes) + "]"
 
 
+def discovery_groups(sim, group) -> list[tuple[int, ...]]:
+    """``group`` (node indexes) cut into the sets of nodes that can discover each other."""
+    leader = {i: i for i in group}
+
+    def find(i):
+        while leader[i] != i:
+            leader[i] = i = leader[leader[i]]
+        return i
+
+    for i in group:
+        heartbeat = sim.nodes[i].membership.heartbeat
+        for j in group:
+            if j != i and heartbeat.knows(sim.nodes[j].endpoint):
+                leader[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in group:
+        groups.setdefault(find(i), []).append(i)
+    return [tuple(g) for g in groups.values()]
+
+
+def components(sim) -> list[tuple[int, ...]]:
+    return [part for group in sim.final_groups for part in discovery_groups(sim, group)]
+
+
 def convergence_problems(sim) -> list[str]:
     problems = []
     rf = sim.config.replication_factor
-    for group in sim.final_groups:
+    for group in components(sim):
         expected = tuple(sorted((sim.nodes[i].node_id for i in group), reverse=True))
         forms_cluster = len(group) >= sim.config.min_cluster_size
         keys = set()

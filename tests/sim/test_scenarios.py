@@ -66,3 +66,22 @@ def test_crash_and_restart_rejoins_the_same_cluster():
 def test_asymmetric_partition_heals():
     sim, _ = simulate([Fault(3000, "partition", ((0, 1), (2, 3, 4), False)), Fault(9000, "partition_end", ((0, 1), (2, 3, 4), False))])
     assert sim.nodes[0].membership.succession == ids(0, 1, 2, 3, 4)
+
+
+def test_nodes_that_forgot_each_other_and_are_cut_off_from_the_seeds_stay_apart():
+    # 3 and 4 cannot hear each other for 17 s (> 10 node timeouts: both forget the other's
+    # endpoint), then the final split leaves them together but away from the seeds 0 and 1.
+    # As in Aerospike, nothing can introduce them again: each forms a cluster of its own.
+    apart = ((3,), (4,), True)
+    sim, _ = simulate([Fault(1000, "partition", apart), Fault(18_000, "partition_end", apart)],
+                      final_split=((0, 1, 2), (3, 4)), fault_ms=18_000)
+    assert not sim.nodes[3].membership.heartbeat.knows(sim.nodes[4].endpoint)
+    assert sim.nodes[3].membership.succession == ids(3) and sim.nodes[4].membership.succession == ids(4)
+    assert sim.nodes[0].membership.succession == ids(0, 1, 2)
+
+
+def test_nodes_that_still_know_each_other_meet_again_without_the_seeds():
+    apart = ((3,), (4,), True)
+    sim, _ = simulate([Fault(1000, "partition", apart), Fault(12_000, "partition_end", apart)],
+                      final_split=((0, 1, 2), (3, 4)), fault_ms=12_000)
+    assert sim.nodes[3].membership.succession == ids(3, 4)
