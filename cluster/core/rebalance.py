@@ -72,16 +72,18 @@ def _working_master(seq: Sequence[int], versions: Mapping[int, Version]) -> int 
 
 def _duplicates(seq: Sequence[int], versions: Mapping[int, Version], wm: int) -> tuple[int, ...]:
     by_lineage: dict[tuple[int, int], list[int]] = {}
+    dups: list[int] = []
     for node in seq:
         v = versions[node]
-        if v.has_data and v.lineage != versions[wm].lineage:
+        if not v.has_data or node == wm:
+            continue
+        if v.family == FAMILY_UNIQUE:  # no known lineage: not even another unique copy shares it
+            dups.append(node)
+        elif v.lineage != versions[wm].lineage:
             by_lineage.setdefault(v.lineage, []).append(node)
-    dups: list[int] = []
-    for (_ckey, family), nodes in by_lineage.items():
+    for nodes in by_lineage.values():
         full = [n for n in nodes if versions[n].full]
-        if family == FAMILY_UNIQUE:
-            dups.extend(nodes)
-        elif full:
+        if full:
             dups.append(full[0])
         else:
             dups.extend(nodes)
