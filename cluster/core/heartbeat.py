@@ -171,38 +171,49 @@ class Heartbeat:
             self._next_pulse = max(self._next_pulse + self.config.interval_ms, now_ms)
             self._forget_silent_endpoints(now_ms)
             self._send_pulses(now_ms)
-        self._expire(now_ms)
+        deadline = now_ms - self.config.interval_ms * self.config.timeout
+        for peer in self.adjacency.values():
+            if peer.heard_at < deadline:
+                self._expire(now_ms)
+                break
 
     def on_pulse(self, pulse: Pulse, now_ms: int) -> None:
-        if pulse.src == self.node_id:
+        src = pulse.src
+        if src == self.node_id:
             return
-        peer = self.peers.get(pulse.src)
-        last = peer.pulse if peer else None
-        if last and last.incarnation == pulse.incarnation and pulse.stamp <= last.stamp:
-            return  # delayed or duplicated
-        if pulse.cluster_name != self.cluster_name:
-            self._on_foreign_pulse(pulse, peer)
-            return
+        peer = self.peers.get(src)
         if peer is None:
-            peer = self.peers[pulse.src] = Peer(pulse, now_ms, frozenset(pulse.adjacency))
+            if pulse.cluster_name != self.cluster_name:
+                return  # a stranger of another cluster: nothing to count against
+            last = None
+            peer = self.peers[src] = Peer(pulse, now_ms, frozenset(pulse.adjacency))
+            adjacency_changed = False
         else:
+            last = peer.pulse
+            if last.incarnation == pulse.incarnation and pulse.stamp <= last.stamp:
+                return  # delayed or duplicated
+            if pulse.cluster_name != self.cluster_name:
+                self._on_foreign_pulse(pulse, peer)
+                return
             peer.pulse, peer.heard_at, peer.name_mismatches = pulse, now_ms, 0
-            if pulse.adjacency != last.adjacency:
+            adjacency_changed = pulse.adjacency != last.adjacency
+            if adjacency_changed:
                 peer.adjacency = frozenset(pulse.adjacency)
-        self._mesh[pulse.endpoint] = now_ms
+        mesh = self._mesh
+        mesh[pulse.endpoint] = now_ms
         if last is None or pulse.known != last.known:
             for _, endpoint in pulse.known:
-                if endpoint not in self._mesh and endpoint != self.endpoint:
-                    self._mesh[endpoint] = now_ms  # discovered through the sender
-        if pulse.src in self.adjacency:
-            if last.adjacency != pulse.adjacency:
-                self._out.emit(AdjacencyChanged(pulse.src))
+                if endpoint not in mesh and endpoint != self.endpoint:
+                    mesh[endpoint] = now_ms  # discovered through the sender
+        if src in self.adjacency:
+            if adjacency_changed:
+                self._out.emit(AdjacencyChanged(src))
             if last.endpoint != pulse.endpoint:
                 self._adjacency_view = None
         elif len(self.adjacency) < self.config.max_cluster_size - 1:
-            self.adjacency[pulse.src] = peer
+            self.adjacency[src] = peer
             self._adjacency_view = None
-            self._out.emit(NodeArrived(pulse.src))
+            self._out.emit(NodeArrived(src))
 
     # --- internals -------------------------------------------------------------------
 

@@ -36,6 +36,9 @@ def _hex(nodes) -> str:
 
 def discovery_groups(sim, group) -> list[tuple[int, ...]]:
     """``group`` (node indexes) cut into the sets of nodes that can discover each other."""
+    everyone = {sim.nodes[i].node_id for i in group}
+    if all(set(sim.nodes[i].membership.heartbeat.adjacency) | {sim.nodes[i].node_id} == everyone for i in group):
+        return [tuple(group)]  # all hear each other (the usual case), so all know each other
     leader = {i: i for i in group}
 
     def find(i):
