@@ -34,10 +34,17 @@ def _hex(nodes) -> str:
     return "[" + " ".join(format_node_id(n) for n in nodes) + "]"
 
 
-def discovery_groups(sim, group) -> list[tuple[int, ...]]:
+def _seen(sim, i: int) -> set[int]:
+    """Node ``i`` and the nodes its heartbeat holds adjacent."""
+    node = sim.nodes[i]
+    return node.membership.heartbeat.adjacency.keys() | {node.node_id}
+
+
+def discovery_groups(sim, group, seen=None) -> list[tuple[int, ...]]:
     """``group`` (node indexes) cut into the sets of nodes that can discover each other."""
+    seen = seen or {i: _seen(sim, i) for i in group}
     everyone = {sim.nodes[i].node_id for i in group}
-    if all(set(sim.nodes[i].membership.heartbeat.adjacency) | {sim.nodes[i].node_id} == everyone for i in group):
+    if all(seen[i] == everyone for i in group):
         return [tuple(group)]  # all hear each other (the usual case), so all know each other
     leader = {i: i for i in group}
 
@@ -57,39 +64,44 @@ def discovery_groups(sim, group) -> list[tuple[int, ...]]:
     return [tuple(g) for g in groups.values()]
 
 
-def components(sim) -> list[tuple[int, ...]]:
-    return [part for group in sim.final_groups for part in discovery_groups(sim, group)]
+def components(sim, seen=None) -> list[tuple[int, ...]]:
+    return [part for group in sim.final_groups for part in discovery_groups(sim, group, seen)]
 
 
 def convergence_problems(sim) -> list[str]:
     problems = []
     rf = sim.config.replication_factor
-    for group in components(sim):
+    seen = {i: _seen(sim, i) for group in sim.final_groups for i in group}
+    for group in components(sim, seen):
         expected = tuple(sorted((sim.nodes[i].node_id for i in group), reverse=True))
+        members = set(expected)
         forms_cluster = len(group) >= sim.config.min_cluster_size
         keys = set()
         for i in group:
             node = sim.nodes[i]
             clustering = node.membership.clustering
-            name = format_node_id(node.node_id)
-            adjacent = set(node.membership.heartbeat.adjacency) | {node.node_id}
-            if adjacent != set(expected):
-                problems.append(f"{name} sees {_hex(sorted(adjacent, reverse=True))}, its component is {_hex(expected)}")
+            adjacent = seen[i]
+            if adjacent != members:
+                problems.append(f"{_name(node)} sees {_hex(sorted(adjacent, reverse=True))}, its component is {_hex(expected)}")
             elif not forms_cluster:
                 if not clustering.is_orphan:
-                    problems.append(f"{name} is in cluster {_hex(clustering.succession)} below min-cluster-size")
+                    problems.append(f"{_name(node)} is in cluster {_hex(clustering.succession)} below min-cluster-size")
             elif clustering.succession != expected:
-                problems.append(f"{name} has succession {_hex(clustering.succession)}, expected {_hex(expected)}")
+                problems.append(f"{_name(node)} has succession {_hex(clustering.succession)}, expected {_hex(expected)}")
             elif not clustering.synced:
-                problems.append(f"{name} has not seen every member apply cluster {clustering.cluster_key:x}")
+                problems.append(f"{_name(node)} has not seen every member apply cluster {clustering.cluster_key:x}")
             elif node.exchanged is None or node.exchanged.cluster_key != clustering.cluster_key:
-                problems.append(f"{name} has not completed the exchange for {clustering.cluster_key:x}")
+                problems.append(f"{_name(node)} has not completed the exchange for {clustering.cluster_key:x}")
             elif node.exchanged.succession != expected and (  # the same list gives the same map
                 partition_map(node.exchanged.succession, node.node_id, rf) != partition_map(expected, node.node_id, rf)
             ):
-                problems.append(f"{name} partition map differs from partition balance of {_hex(expected)}")
+                problems.append(f"{_name(node)} partition map differs from partition balance of {_hex(expected)}")
             else:
                 keys.add(clustering.cluster_key)
         if len(keys) > 1:
             problems.append(f"component {_hex(expected)} holds several cluster keys: {sorted(keys)}")
     return problems
+
+
+def _name(node) -> str:
+    return format_node_id(node.node_id)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cluster.core.clustering import ClusteringConfig
-from cluster.core.effects import ClusterChanged, ExchangeComplete, HeartbeatSend, Orphaned
+from cluster.core.effects import ClusterChanged, ExchangeComplete, Orphaned
 from cluster.core.heartbeat import HeartbeatConfig
 from cluster.core.membership import Membership
 from cluster.core.messages import Pulse, decode, encode
@@ -53,7 +53,7 @@ class SimConfig:
     interval_ms: int = 150
     timeout: int = 10
     quantum_ms: int | None = None
-    wire: bool = False  # encode/decode every message through the codec
+    wire: bool = False  # every message travels as bytes: encoded by the sender, decoded for the receiver
 
     def replay_command(self) -> str:
         defaults = SimConfig()
@@ -111,6 +111,7 @@ class Simulation:
         self.now_us = 0  # the clock; cores see whole milliseconds
         self._make_membership = membership_factory
         self._wire = config.wire
+        self._decoded: dict[bytes, object] = {}  # wire mode: bytes -> decoded message
         self._queue: list = []
         self._order = itertools.count()
         self._digest = hashlib.blake2b(digest_size=16)
@@ -126,8 +127,9 @@ class Simulation:
         self.nodes = [
             SimNode(i, sim_node_id(i), f"10.0.0.{i + 1}:3002", f"10.0.0.{i + 1}:3001") for i in range(config.nodes)
         ]
-        self._by_endpoint = {n.endpoint: n.index for n in self.nodes}
-        self._by_id = {n.node_id: n.index for n in self.nodes}
+        # where a send goes: heartbeat endpoints (str) and node ids (int) to node indexes
+        self._route: dict[str | int, int] = {n.endpoint: n.index for n in self.nodes}
+        self._route.update({n.node_id: n.index for n in self.nodes})
         self.schedule = make_schedule(self.rng, config.nodes, config.fault_ms)
         self._converged_since: int | None = None
         self._done = False
@@ -251,7 +253,7 @@ class Simulation:
         lines = self._trace_lines
         if self._wire:
             lines.append((self.now_us, src, node.index, msg))
-            msg = decode(msg)
+            msg = self._decode(msg)
         else:
             lines.append((self.now_us, src, node.index, type(msg).__name__))
         if len(lines) >= _TRACE_CHUNK:
@@ -264,6 +266,16 @@ class Simulation:
             return  # a pulse that changed nothing visible cannot bring the next tick forward
         self._schedule_tick(node)
 
+    def _decode(self, data: bytes):
+        """Decode, once per distinct message: the copies of a broadcast share the result, as
+        they share the object without ``wire`` (messages are immutable)."""
+        msg = self._decoded.get(data)
+        if msg is None:
+            if len(self._decoded) >= 256:
+                self._decoded.clear()
+            msg = self._decoded[data] = decode(data)
+        return msg
+
     def _flush(self, node: SimNode) -> None:
         sends, events = node.membership.ready()
         if sends:
@@ -274,15 +286,19 @@ class Simulation:
     def _send(self, src: int, sends: list) -> None:
         """Each send gets a random delay (and may be lost, or blocked by a partition)."""
         random, spread, now_us = self.rng.random, self.max_delay_us - MIN_DELAY_US, self.now_us + MIN_DELAY_US
-        by_endpoint, by_id, blocked, loss, nodes = self._by_endpoint, self._by_id, self.blocked, self.loss, self.nodes
-        queue, push, order, wire = self._queue, heapq.heappush, self._order, self.config.wire
-        for send in sends:
-            dst = by_endpoint.get(send.endpoint) if type(send) is HeartbeatSend else by_id.get(send.node)
+        route, blocked, loss, nodes = self._route, self.blocked, self.loss, self.nodes
+        queue, push, order, wire = self._queue, heapq.heappush, self._order, self._wire
+        encoded_from = encoded = None
+        for target, msg in sends:  # HeartbeatSend(endpoint, msg) or FabricSend(node id, msg)
+            dst = route.get(target)
             if dst is None or (blocked and (src, dst) in blocked):
                 continue
             if loss and random() < loss:
                 continue
-            msg = encode(send.msg) if wire else send.msg
+            if wire:  # a broadcast is one object: encode it once
+                if msg is not encoded_from:
+                    encoded_from, encoded = msg, encode(msg)
+                msg = encoded
             push(queue, (now_us + int(random() * spread), _DELIVER, next(order), dst, (nodes[dst].generation, src, msg)))
 
     def _on_event(self, node: SimNode, event) -> None:
