@@ -8,15 +8,15 @@ Write path. Every put, delete and defrag copy is appended to one in-memory write
 that stands for the open wblock. A full buffer is written out and the next free wblock is
 opened. A partially filled buffer is written (only the bytes not yet written) when tick()
 has seen it dirty for `flush_max_ms`, or at once with `commit_to_device` (then also
-fdatasync'ed before put/delete return). Nothing is overwritten in place: superseding a
+fdatasync'ed before put/delete/bury return). Nothing is overwritten in place: superseding a
 record subtracts its old size from its wblock's live bytes, and a closed wblock whose live
 bytes fall below `defrag_lwm_pct` of the wblock size is queued for defrag. Client puts are
 refused with OutOfSpace once free wblocks are at or below `defrag_reserve_wblocks`.
-Tombstones (deletes, nsup) may use the reserve but the last free wblock, which belongs to
-defrag alone: defrag of a wblock under the lwm needs at most one wblock for its copies and
-frees one within the same tick, so it can always make progress. A tombstone that finds no
-room makes defrag compact the emptiest wblock at once (lwm or not), so deletes fail only
-when every wblock is entirely live.
+Tombstones (deletes, nsup, buries) may use the reserve but the last free wblock, which
+belongs to defrag alone: defrag of a wblock under the lwm needs at most one wblock for its
+copies and frees one within the same tick, so it can always make progress. A tombstone that
+finds no room makes defrag compact the emptiest wblock at once (lwm or not), so deletes and
+buries fail only when every wblock is entirely live.
 
 Defrag (a bounded number of wblocks per tick) reads a queued wblock, re-appends the entries
 the index still points at (keeping their sequence numbers) and marks the wblock "vacated".
@@ -32,27 +32,36 @@ was not yet freed - go to the newer wblock). Torn or stale entries fail their CR
 the wblock's scan. An expired record that is its digest's only copy is dropped at cold
 start when the caller passes `now_s`; other expired records are left to nsup in tick().
 
-Tombstones. delete() appends a tombstone entry, so a restart cannot bring back an older
-copy. A tombstone must live exactly as long as some older copy of its record is still on
-the device, and the engine counts those copies rather than guessing: every indexed entry
-(record or tombstone) has `older`, the number of superseded *data* entries of its digest
-still in non-free wblocks. Superseding adds one (a tombstone being superseded adds none: a
-stale tombstone cannot resurrect anything); when a vacated wblock is freed, each dead data
-entry it held subtracts one. A tombstone whose count reaches zero is removed from the index
-and its bytes become dead like any other, so defrag reclaims them. The cold-start scan
-recomputes every count exactly, and `verify()` compares the two for tests.
+Tombstones. delete() appends an internal tombstone entry, so a restart cannot bring back an
+older copy. An internal tombstone must live exactly as long as some older copy of its record
+is still on the device, and the engine counts those copies rather than guessing: every
+indexed entry has `older`, the number of superseded *lasting* entries of its digest still in
+non-free wblocks. Lasting entries are records and durable tombstones: what a cold start
+would index on its own. Superseding one adds one (an internal tombstone being superseded
+adds none: a stale one cannot resurrect anything); when a vacated wblock is freed, each dead
+lasting entry it held subtracts one. An internal tombstone whose count reaches zero is
+removed from the index and its bytes become dead like any other, so defrag reclaims them.
+A durable tombstone (bury(), entry flag FLAG_DURABLE) is lasting: it stays indexed, whatever
+its count, until a put or drop_partition supersedes it; defrag moves it like a record. The
+cold-start scan recomputes every count exactly, and `verify()` compares the two for tests.
+
+drop_partition writes nothing: its entries (internal tombstones too) leave the index, their
+bytes become dead and their digests become ghosts (below) holding their copy counts, so the
+accounting stays exact. Until defrag has freed every wblock that holds them, a cold start
+brings back whatever version of them is newest among those left, possibly an older record
+than the one dropped (the cluster resolves it against the partition's current holders).
 
 Expiry (nsup) writes nothing when the expired entry is the digest's only copy: it leaves the
 index, and `_ghosts` remembers that one copy until defrag frees it, so the counts stay exact
 if the digest is written again. An expired record that has older versions on the device is
 the only thing hiding them, so nsup replaces it with a tombstone, exactly like a delete.
 
-Durability. With `commit_to_device` an acknowledged put/delete survives a process kill or a
-power cut (provided the device does not tear a sector an earlier entry shares with the one
-being written: partial wblocks are appended to, not rewritten). Without it, a process kill loses nothing that was written out (the page cache
-keeps it) but up to `flush_max_ms` of buffered writes are lost with the process. Freeing a
-wblock always waits for an fdatasync of the copies taken from it, so defrag itself never
-loses older data.
+Durability. With `commit_to_device` an acknowledged put/delete/bury survives a process kill
+or a power cut (provided the device does not tear a sector an earlier entry shares with the
+one being written: partial wblocks are appended to, not rewritten). Without it, a process
+kill loses nothing that was written out (the page cache keeps it) but up to `flush_max_ms`
+of buffered writes are lost with the process. Freeing a wblock always waits for an
+fdatasync of the copies taken from it, so defrag itself never loses older data.
 """
 
 import logging
@@ -62,6 +71,7 @@ from dataclasses import dataclass
 
 from cluster.storage import layout
 from cluster.storage.engine import (
+    N_PARTITIONS,
     CorruptRecord,
     OutOfSpace,
     RecordTooBig,
@@ -69,6 +79,7 @@ from cluster.storage.engine import (
     StorageStats,
     check_digest,
     partition_id,
+    tombstone_meta,
 )
 from cluster.storage.record import RecordMeta
 
@@ -108,7 +119,8 @@ class _Newest:
     size: int
     meta: RecordMeta
     tombstone: bool
-    data_copies: int  # data entries of this digest found, the newest included
+    durable: bool
+    copies: int  # lasting entries (records, durable tombstones) of this digest, the newest included
 
 
 @dataclass(slots=True)
@@ -157,7 +169,8 @@ class DeviceStore(StorageEngine):
         self.commit_to_device = commit_to_device
         self.defrag_wblocks_per_tick = defrag_wblocks_per_tick
 
-        self._tombs: dict[bytes, _Entry] = {}
+        # internal tombstones (delete, nsup) per partition; durable ones are in self._buried
+        self._tombs: list[dict[bytes, _Entry]] = [{} for _ in range(N_PARTITIONS)]
         self._ghosts: dict[bytes, int] = {}
         self._used = [0] * n_blocks  # live bytes per wblock
         self._used_total = 0
@@ -237,12 +250,12 @@ class DeviceStore(StorageEngine):
                 seen = newest.get(e.digest)
                 if seen is None:
                     seen = newest[e.digest] = _Newest(e.seq, incarnation, block, e.offset, e.size, e.meta,
-                                                      e.tombstone, 0)
+                                                      e.tombstone, e.durable, 0)
                 elif (e.seq, incarnation) > (seen.seq, seen.incarnation):
                     seen.seq, seen.incarnation, seen.block, seen.offset = e.seq, incarnation, block, e.offset
-                    seen.size, seen.meta, seen.tombstone = e.size, e.meta, e.tombstone
-                if not e.tombstone:
-                    seen.data_copies += 1
+                    seen.size, seen.meta, seen.tombstone, seen.durable = e.size, e.meta, e.tombstone, e.durable
+                if e.lasting:
+                    seen.copies += 1
         return incarnations, newest
 
     def _cold_start(self, now_s: int | None) -> None:
@@ -252,25 +265,25 @@ class DeviceStore(StorageEngine):
             self._incarnation[block] = incarnation
         expired = 0
         for digest, seen in newest.items():
-            older = seen.data_copies - (0 if seen.tombstone else 1)
-            if seen.tombstone and older == 0:
+            internal = seen.tombstone and not seen.durable
+            older = seen.copies - (0 if internal else 1)
+            if internal and older == 0:
                 continue  # nothing left to bury; its bytes are already dead
             if not seen.tombstone and older == 0 and now_s is not None and seen.meta.expired(now_s):
                 self._ghosts[digest] = 1  # its only copy (with older ones it waits for nsup to bury it)
                 expired += 1
                 continue
             entry = _Entry(seen.meta, seen.seq, seen.block, seen.offset, seen.size, older)
-            if seen.tombstone:
-                self._tombs[digest] = entry
-            else:
-                self._index[partition_id(digest)][digest] = entry
+            pid = partition_id(digest)
+            (self._tombs if internal else self._buried if seen.tombstone else self._index)[pid][digest] = entry
             self._used[seen.block] += seen.size
             self._used_total += seen.size
         self._seq = max([*incarnations.values(), *(s.seq for s in newest.values()), 0]) + 1
         for block in incarnations:
             self._maybe_queue(block)
-        log.info("%s: cold start found %d records, %d tombstones, dropped %d expired, %d of %d wblocks in use",
-                 self.path, self.record_count(), len(self._tombs), expired, len(incarnations), self.n_blocks)
+        log.info("%s: cold start found %d records, %d durable and %d internal tombstones, dropped %d expired, "
+                 "%d of %d wblocks in use", self.path, self.record_count(), self._buried_count(),
+                 sum(map(len, self._tombs)), expired, len(incarnations), self.n_blocks)
 
     # -- the log ---------------------------------------------------------------------------
 
@@ -279,7 +292,7 @@ class DeviceStore(StorageEngine):
         return self._seq - 1
 
     def _append(self, digest: bytes, meta: RecordMeta, payload: bytes | memoryview, seq: int,
-                tombstone: bool, keep_free: int) -> tuple[int, int, int]:
+                tombstone: bool, durable: bool, keep_free: int) -> tuple[int, int, int]:
         """Append one entry to the write buffer -> (wblock, offset, size). Opening a new
         wblock must leave more than `keep_free` free ones, else OutOfSpace."""
         set_name = meta.set_name.encode()
@@ -290,7 +303,7 @@ class DeviceStore(StorageEngine):
             self._roll_over(keep_free)
         block, offset = self._open, self._fill
         layout.write_entry(self._buf, offset, layout.crc_seed(self._incarnation[block]), seq, digest, meta,
-                           set_name, payload, tombstone)
+                           set_name, payload, tombstone, durable)
         self._fill += size
         self._used[block] += size
         self._used_total += size
@@ -355,7 +368,7 @@ class DeviceStore(StorageEngine):
                 self._forget_copy(digest)
 
     def _forget_copy(self, digest: bytes) -> None:
-        """One superseded data entry of `digest` has left the device."""
+        """One superseded lasting entry of `digest` has left the device."""
         entry = self._current(digest)
         if entry is None:
             left = self._ghosts.pop(digest) - 1
@@ -363,8 +376,9 @@ class DeviceStore(StorageEngine):
                 self._ghosts[digest] = left
             return
         entry.older -= 1
-        if entry.older == 0 and self._tombs.get(digest) is entry:
-            del self._tombs[digest]  # no older copy remains for it to hide
+        tombs = self._tombs[partition_id(digest)]
+        if entry.older == 0 and tombs.get(digest) is entry:
+            del tombs[digest]  # no older copy remains for it to hide
             self._kill(entry)
 
     # -- defrag ----------------------------------------------------------------------------
@@ -388,10 +402,10 @@ class DeviceStore(StorageEngine):
         for e in layout.iter_entries(image, layout.crc_seed(self._incarnation[block])):
             current = self._current(e.digest)
             if current is not None and current.block == block and current.offset == e.offset:
-                moved = self._append(e.digest, e.meta, e.payload, e.seq, e.tombstone, keep_free=0)
+                moved = self._append(e.digest, e.meta, e.payload, e.seq, e.tombstone, e.durable, keep_free=0)
                 self._kill(current)
                 current.block, current.offset, current.size = moved
-            elif not e.tombstone:
+            elif e.lasting:
                 dead.append(e.digest)
         if self._used[block]:
             # The index points at bytes the scan could not verify: keep the wblock rather
@@ -422,7 +436,9 @@ class DeviceStore(StorageEngine):
         return True
 
     def _current(self, digest: bytes) -> _Entry | None:
-        return self._index[partition_id(digest)].get(digest) or self._tombs.get(digest)
+        """The indexed entry of `digest`: record, durable or internal tombstone."""
+        pid = partition_id(digest)
+        return self._index[pid].get(digest) or self._buried[pid].get(digest) or self._tombs[pid].get(digest)
 
     # -- StorageEngine ---------------------------------------------------------------------
 
@@ -441,7 +457,7 @@ class DeviceStore(StorageEngine):
             # Older versions are still on the device and only this expired one hides them
             # from a cold start: it needs a tombstone before its space may go.
             try:
-                self._bury(digest, entry)
+                self._tombstone(digest, entry.meta, durable=False)
             except OutOfSpace:
                 return  # stays indexed (and invisible); the next sweep retries
         else:
@@ -452,19 +468,10 @@ class DeviceStore(StorageEngine):
     def put(self, digest: bytes, meta: RecordMeta, payload: bytes) -> None:
         check_digest(digest)
         seq = self._next_seq()
-        block, offset, size = self._append(digest, meta, payload, seq, tombstone=False,
+        block, offset, size = self._append(digest, meta, payload, seq, tombstone=False, durable=False,
                                              keep_free=self.defrag_reserve_wblocks)
-        part = self._index[partition_id(digest)]
-        old = part.get(digest)
-        if old is not None:
-            older = old.older + 1
-            self._kill(old)
-        elif (tomb := self._tombs.pop(digest, None)) is not None:
-            older = tomb.older
-            self._kill(tomb)
-        else:
-            older = self._ghosts.pop(digest, 0)
-        part[digest] = _Entry(meta, seq, block, offset, size, older)
+        older = self._supersede(digest)
+        self._index[partition_id(digest)][digest] = _Entry(meta, seq, block, offset, size, older)
         if self.commit_to_device:
             self._persist(sync=True)
 
@@ -472,23 +479,56 @@ class DeviceStore(StorageEngine):
         old = self._index[partition_id(digest)].get(digest)
         if old is None:
             return False
-        self._bury(digest, old)
+        self._tombstone(digest, old.meta, durable=False)
         if self.commit_to_device:
             self._persist(sync=True)
         return True
 
-    def _bury(self, digest: bytes, old: _Entry) -> None:
-        """Replace the indexed record `old` with a tombstone."""
+    def bury(self, digest: bytes, meta: RecordMeta) -> None:
+        check_digest(digest)
+        self._tombstone(digest, tombstone_meta(meta), durable=True)
+        if self.commit_to_device:
+            self._persist(sync=True)
+
+    def drop_partition(self, pid: int) -> int:
+        dropped = 0
+        for part in (self._index[pid], self._buried[pid]):
+            for digest, entry in part.items():
+                self._kill(entry)
+                self._ghosts[digest] = entry.older + 1  # the entry itself is lasting
+            dropped += len(part)
+            part.clear()
+        for digest, entry in self._tombs[pid].items():
+            self._kill(entry)
+            if entry.older:
+                self._ghosts[digest] = entry.older
+        self._tombs[pid].clear()
+        return dropped
+
+    def _tombstone(self, digest: bytes, meta: RecordMeta, durable: bool) -> None:
+        """Replace whatever `digest` holds with a tombstone (internal: delete and nsup).
+        Tombstones may use the defrag reserve but its last wblock."""
         seq = self._next_seq()
         try:
-            block, offset, size = self._append(digest, old.meta, b"", seq, tombstone=True, keep_free=1)
+            moved = self._append(digest, meta, b"", seq, tombstone=True, durable=durable, keep_free=1)
         except OutOfSpace:
             if not self._compact_emptiest():
                 raise
-            block, offset, size = self._append(digest, old.meta, b"", seq, tombstone=True, keep_free=1)
-        del self._index[partition_id(digest)][digest]
-        self._kill(old)
-        self._tombs[digest] = _Entry(old.meta, seq, block, offset, size, old.older + 1)
+            moved = self._append(digest, meta, b"", seq, tombstone=True, durable=durable, keep_free=1)
+        # Only now look at what it supersedes: compaction may have moved or retired it.
+        older = self._supersede(digest)
+        (self._buried if durable else self._tombs)[partition_id(digest)][digest] = _Entry(meta, seq, *moved, older)
+
+    def _supersede(self, digest: bytes) -> int:
+        """Take whatever the index holds for `digest` out of it, its bytes now dead -> the
+        `older` count of the entry that replaces it."""
+        pid = partition_id(digest)
+        for part, lasting in ((self._index[pid], True), (self._buried[pid], True), (self._tombs[pid], False)):
+            old = part.pop(digest, None)
+            if old is not None:
+                self._kill(old)
+                return old.older + lasting
+        return self._ghosts.pop(digest, 0)
 
     def tick(self, now_ms: int) -> None:
         self._expire_some(now_ms // 1000)
@@ -513,7 +553,7 @@ class DeviceStore(StorageEngine):
             wblocks_written=self.wblocks_written,
             defrag_reads=self.defrag_reads,
             objects=self.record_count(),
-            tombstones=len(self._tombs),
+            tombstones=self._buried_count() + sum(map(len, self._tombs)),
         )
 
     def flush(self) -> None:
@@ -539,19 +579,30 @@ class DeviceStore(StorageEngine):
         if set(incarnations) != in_use:
             problems.append(f"wblocks in use on disk {sorted(incarnations)} != in memory {sorted(in_use)}")
         used = [0] * self.n_blocks
-        live = [*self._tombs.values(), *(e for part in self._index for e in part.values())]
-        for entry in live:
-            used[entry.block] += entry.size
+        kinds: dict[bytes, list[str]] = {}  # digest -> the index structures holding it
+        for kind, parts in (("record", self._index), ("durable", self._buried), ("internal", self._tombs)):
+            for pid, part in enumerate(parts):
+                for digest, entry in part.items():
+                    used[entry.block] += entry.size
+                    kinds.setdefault(digest, []).append(kind)
+                    if partition_id(digest) != pid:
+                        problems.append(f"{digest.hex()}: indexed in partition {pid}")
         if used != self._used or sum(used) != self._used_total:
             problems.append("live bytes per wblock disagree with the index")
-        for digest in set(newest) | set(self._ghosts) | set(self._tombs) | {d for p in self._index for d in p}:
+        for digest in set(newest) | set(self._ghosts) | set(kinds):
             seen, entry = newest.get(digest), self._current(digest)
-            counted = self._ghosts.get(digest, 0) if entry is None else entry.older + (digest not in self._tombs)
-            on_disk = seen.data_copies if seen else 0
+            kind = kinds.get(digest, [None])
+            if len(kind) > 1:
+                problems.append(f"{digest.hex()}: indexed as {kind} at once")
+            counted = self._ghosts.get(digest, 0) if entry is None else entry.older + (kind[0] != "internal")
+            on_disk = seen.copies if seen else 0
             if counted != on_disk:
-                problems.append(f"{digest.hex()}: {counted} data copies counted, {on_disk} on disk")
+                problems.append(f"{digest.hex()}: {counted} lasting copies counted, {on_disk} on disk")
             if entry is not None and digest in self._ghosts:
                 problems.append(f"{digest.hex()}: indexed and a ghost at once")
             if entry is not None and (seen is None or (seen.block, seen.offset) != (entry.block, entry.offset)):
                 problems.append(f"{digest.hex()}: the index and the newest entry on disk differ")
+            elif entry is not None and kind[0] != ("durable" if seen.durable else "internal" if seen.tombstone
+                                                   else "record"):
+                problems.append(f"{digest.hex()}: indexed as {kind[0]} but the newest entry on disk is not")
         return problems

@@ -7,12 +7,30 @@ partitions; a record is (digest: 20 bytes, RecordMeta, payload: opaque bytes).
     get(digest, now_s) -> (RecordMeta, bytes) | None     expired records are not returned
     get_meta(digest, now_s) -> RecordMeta | None        from the index only, no payload read
     put(digest, meta, payload) -> None                  raises OutOfSpace / RecordTooBig
-    delete(digest) -> bool                              False if absent
+    delete(digest) -> bool                              False if there is no record
+    bury(digest, meta) -> None                          durable delete, see below
+    lookup(digest) -> (RecordMeta, is_tombstone) | None record or durable tombstone, expired or not
+    partition_entries(pid, now_s)                       [(digest, meta, is_tombstone)] of records
+        -> list[(bytes, RecordMeta, bool)]              (unexpired) and durable tombstones, sorted
+    drop_partition(pid) -> int                          forget its records and tombstones
     partition_digests(pid, now_s) -> list[bytes]        live digests of a partition, sorted
     partition_count(pid) -> int, record_count() -> int  indexed records (may include
                                                         expired ones nsup has not reached)
     tick(now_ms) -> None                                housekeeping: nsup, defrag, flush
     stats() -> StorageStats, flush(), close()
+
+Durable deletes. `bury` turns a digest into a durable tombstone: a cluster-level delete that
+replication and migration can ship and that conflict resolution compares (by generation
+and LUT) with a stale copy from another node. It replaces whatever the digest held (a
+record, a tombstone, nothing) and keeps `meta` with void_time 0: it never expires. A
+durable tombstone is invisible to get, get_meta, partition_digests, partition_count,
+record_count and `stats().objects`; it is counted in `stats().tombstones` (with the
+device's internal ones) and its bytes in `used_bytes`. Only `lookup`, `partition_entries`
+and `stats().tombstones` see it. It goes away only through a later put (which revives the
+record) or `drop_partition`; delete() and nsup leave it alone. `delete` stays the
+non-durable delete: the record just vanishes. `drop_partition` is for a partition the node
+no longer holds: everything of it leaves the index and its space is released (the device
+writes nothing for it, so a cold start may bring dropped entries back).
 
 Time is always an argument, in citrusleaf units (see record.py), so the engines are
 deterministic under a simulated clock. `tick(now_ms)` takes citrusleaf milliseconds: nsup
@@ -20,11 +38,12 @@ compares `now_ms // 1000` with void-times.
 
 Stop-writes (stop-writes-used-pct / stop-writes-avail-pct) is the namespace's decision,
 made from `stats()`. An engine only refuses a write it physically cannot take
-(`OutOfSpace`), so replica and migration writes keep flowing under stop-writes.
+(`OutOfSpace`), so replica and migration writes (and buries) keep flowing under stop-writes.
 
 The engines are not thread-safe: one owner (the node's event loop) calls them.
 """
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -69,18 +88,20 @@ class StorageStats:
     defrag_queue: int
     wblocks_written: int
     defrag_reads: int
-    objects: int
-    tombstones: int
+    objects: int  # records (as record_count(): durable tombstones are not objects)
+    tombstones: int  # durable tombstones, plus the device's internal (delete/nsup) ones
 
 
 class StorageEngine(ABC):
     """Owns the per-partition primary index; subclasses decide where payloads live.
 
     Index values are engine-specific entry objects that have at least a `meta` attribute.
+    `_index` holds the records, `_buried` the durable tombstones; a digest is in at most one.
     """
 
     def __init__(self) -> None:
         self._index: list[dict[bytes, Any]] = [{} for _ in range(N_PARTITIONS)]
+        self._buried: list[dict[bytes, Any]] = [{} for _ in range(N_PARTITIONS)]
         self._nsup_cursor = 0
 
     # -- reads -------------------------------------------------------------------------
@@ -97,10 +118,33 @@ class StorageEngine(ABC):
         return sorted(d for d, e in self._index[pid].items() if not e.meta.expired(now_s))
 
     def partition_count(self, pid: int) -> int:
+        """Records of the partition, expired ones included; durable tombstones are not."""
         return len(self._index[pid])
 
     def record_count(self) -> int:
+        """Records of all partitions, expired ones included; durable tombstones are not."""
         return sum(map(len, self._index))
+
+    def _buried_count(self) -> int:
+        """Durable tombstones of all partitions."""
+        return sum(map(len, self._buried))
+
+    def lookup(self, digest: bytes) -> tuple[RecordMeta, bool] | None:
+        """(meta, is_tombstone) of the record or durable tombstone, expired or not."""
+        pid = partition_id(digest)
+        if (entry := self._index[pid].get(digest)) is not None:
+            return entry.meta, False
+        if (entry := self._buried[pid].get(digest)) is not None:
+            return entry.meta, True
+        return None
+
+    def partition_entries(self, pid: int, now_s: int) -> list[tuple[bytes, RecordMeta, bool]]:
+        """(digest, meta, is_tombstone) of the partition's unexpired records and durable
+        tombstones, sorted by digest."""
+        found = [(d, e.meta, False) for d, e in self._index[pid].items() if not e.meta.expired(now_s)]
+        found.extend((d, e.meta, True) for d, e in self._buried[pid].items())
+        found.sort(key=lambda t: t[0])
+        return found
 
     def _live_entry(self, digest: bytes, now_s: int) -> Any:
         entry = self._index[partition_id(digest)].get(digest)
@@ -138,6 +182,16 @@ class StorageEngine(ABC):
     def delete(self, digest: bytes) -> bool: ...
 
     @abstractmethod
+    def bury(self, digest: bytes, meta: RecordMeta) -> None:
+        """Make `digest` a durable tombstone carrying `meta` (stored with void_time 0),
+        replacing whatever it held. OutOfSpace only if not even the tombstone fits."""
+
+    @abstractmethod
+    def drop_partition(self, pid: int) -> int:
+        """Forget the partition's records and tombstones and release their space -> how
+        many records and durable tombstones were forgotten."""
+
+    @abstractmethod
     def tick(self, now_ms: int) -> None: ...
 
     @abstractmethod
@@ -148,6 +202,11 @@ class StorageEngine(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+
+def tombstone_meta(meta: RecordMeta) -> RecordMeta:
+    """`meta` as a durable tombstone keeps it: without a void-time."""
+    return meta if meta.void_time == 0 else dataclasses.replace(meta, void_time=0)
 
 
 def check_digest(digest: bytes) -> None:

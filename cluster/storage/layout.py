@@ -8,6 +8,8 @@
     entry   | magic "RCRD" | u32 crc32 | u64 seq | 20 B digest | u16 generation | u8 flags
             | u8 set-name length | u32 void-time | u64 lut | u32 payload length
             | set name | payload | zero padding to a 16-byte rblock boundary
+    flags   | 0x01 tombstone (no payload) | 0x02 durable (only with 0x01): a cluster-level
+            tombstone written by StorageEngine.bury (see device.py, "Tombstones")
 
 Aerospike reserves 8 MiB for its header (device + per-partition metadata); ours holds only
 the geometry, so 4 KiB is plenty.
@@ -43,6 +45,9 @@ _ENTRY = struct.Struct("<4sIQ20sHBBIQI")
 _ENTRY_MAGIC = b"RCRD"
 _CRC_START = 8  # the CRC covers the entry from the seq field on
 FLAG_TOMBSTONE = 0x01
+# Added without a version bump: a reader that predates it takes a durable tombstone for an
+# internal one, which still hides every older copy of its record.
+FLAG_DURABLE = 0x02
 
 
 def rblocks_bytes(n: int) -> int:
@@ -102,7 +107,14 @@ class DiskEntry:
     digest: bytes
     meta: RecordMeta
     tombstone: bool
+    durable: bool  # a durable tombstone (tombstone is True too)
     payload: memoryview
+
+    @property
+    def lasting(self) -> bool:
+        """Would a cold start index this entry on its own: a record or a durable tombstone
+        (an internal tombstone is kept only while it has an older copy to hide)."""
+        return self.durable or not self.tombstone
 
 
 def entry_size(set_name: bytes, payload_len: int) -> int:
@@ -110,9 +122,11 @@ def entry_size(set_name: bytes, payload_len: int) -> int:
 
 
 def write_entry(buf: bytearray, offset: int, seed: int, seq: int, digest: bytes, meta: RecordMeta,
-                set_name: bytes, payload: bytes | memoryview, tombstone: bool) -> int:
+                set_name: bytes, payload: bytes | memoryview, tombstone: bool, durable: bool = False) -> int:
     """Encode one entry into `buf` at `offset` (padding included); return its size."""
-    flags = FLAG_TOMBSTONE if tombstone else 0
+    if durable and (not tombstone or payload):
+        raise ValueError("only a tombstone (without payload) can be durable")
+    flags = (FLAG_TOMBSTONE if tombstone else 0) | (FLAG_DURABLE if durable else 0)
     _ENTRY.pack_into(buf, offset, _ENTRY_MAGIC, 0, seq, digest, meta.generation, flags,
                      len(set_name), meta.void_time, meta.lut, len(payload))
     pos = offset + _ENTRY.size
@@ -137,9 +151,10 @@ def parse_entry(block: memoryview, offset: int, seed: int) -> DiskEntry | None:
     if magic != _ENTRY_MAGIC or end > len(block) or zlib.crc32(block[offset + _CRC_START : end], seed) != crc:
         return None
     set_name = sys.intern(str(block[start : start + set_len], "utf-8"))
+    tombstone = bool(flags & FLAG_TOMBSTONE)
     return DiskEntry(offset, rblocks_bytes(end - offset), seq, bytes(digest),
-                     RecordMeta(gen, void_time, lut, set_name), bool(flags & FLAG_TOMBSTONE),
-                     block[start + set_len : end])
+                     RecordMeta(gen, void_time, lut, set_name), tombstone,
+                     tombstone and bool(flags & FLAG_DURABLE), block[start + set_len : end])
 
 
 def iter_entries(block: memoryview, seed: int) -> Iterator[DiskEntry]:

@@ -1,8 +1,8 @@
 """storage-engine memory: records live in the index itself, bounded by `data_size` bytes.
 
-Used bytes are payload + set-name bytes. Nothing is persisted and there is no
-fragmentation, so "available" is simply the unused part of the budget and deletes need no
-tombstones.
+Used bytes are payload + set-name bytes, and TOMBSTONE_BYTES for each durable tombstone
+(bury). Nothing is persisted and there is no fragmentation, so "available" is simply the
+unused part of the budget and deletes need no internal tombstones.
 """
 
 from dataclasses import dataclass
@@ -13,18 +13,23 @@ from cluster.storage.engine import (
     StorageStats,
     check_digest,
     partition_id,
+    tombstone_meta,
 )
 from cluster.storage.record import RecordMeta
+
+# What a durable tombstone costs: about a primary-index entry (Aerospike's is 64 bytes).
+TOMBSTONE_BYTES = 64
 
 
 @dataclass(slots=True)
 class _Entry:
     meta: RecordMeta
     payload: bytes
+    tombstone: bool = False
 
     @property
     def size(self) -> int:
-        return len(self.payload) + len(self.meta.set_name)
+        return TOMBSTONE_BYTES if self.tombstone else len(self.payload) + len(self.meta.set_name)
 
 
 class MemoryStore(StorageEngine):
@@ -41,16 +46,24 @@ class MemoryStore(StorageEngine):
     def _expire(self, digest: bytes, entry: _Entry) -> None:
         self.delete(digest)
 
-    def put(self, digest: bytes, meta: RecordMeta, payload: bytes) -> None:
-        check_digest(digest)
-        part = self._index[partition_id(digest)]
-        new = _Entry(meta, bytes(payload))
-        old = part.get(digest)
+    def _replace(self, digest: bytes, new: _Entry) -> None:
+        pid = partition_id(digest)
+        old = self._index[pid].get(digest) or self._buried[pid].get(digest)
         used = self._used + new.size - (old.size if old else 0)
         if used > self.data_size:
             raise OutOfSpace(f"memory budget of {self.data_size} bytes is full")
-        part[digest] = new
+        self._index[pid].pop(digest, None)
+        self._buried[pid].pop(digest, None)
+        (self._buried if new.tombstone else self._index)[pid][digest] = new
         self._used = used
+
+    def put(self, digest: bytes, meta: RecordMeta, payload: bytes) -> None:
+        check_digest(digest)
+        self._replace(digest, _Entry(meta, bytes(payload)))
+
+    def bury(self, digest: bytes, meta: RecordMeta) -> None:
+        check_digest(digest)
+        self._replace(digest, _Entry(tombstone_meta(meta), b"", tombstone=True))
 
     def delete(self, digest: bytes) -> bool:
         old = self._index[partition_id(digest)].pop(digest, None)
@@ -58,6 +71,14 @@ class MemoryStore(StorageEngine):
             return False
         self._used -= old.size
         return True
+
+    def drop_partition(self, pid: int) -> int:
+        dropped = 0
+        for part in (self._index[pid], self._buried[pid]):
+            self._used -= sum(e.size for e in part.values())
+            dropped += len(part)
+            part.clear()
+        return dropped
 
     def tick(self, now_ms: int) -> None:
         self._expire_some(now_ms // 1000)
@@ -73,7 +94,7 @@ class MemoryStore(StorageEngine):
             wblocks_written=0,
             defrag_reads=0,
             objects=self.record_count(),
-            tombstones=0,
+            tombstones=self._buried_count(),
         )
 
     def flush(self) -> None:

@@ -370,3 +370,152 @@ def test_commit_to_device_survives_sigkill(path, kill_after):
             state[k] = found
         assert store.verify() == []
         store.close()
+
+
+# -- durable tombstones ---------------------------------------------------------------------
+
+
+def test_durable_tombstone_entry_layout():
+    buf = bytearray(256)
+    meta = RecordMeta(7, 0, 99, "set")
+    size = layout.write_entry(buf, 0, 1234, 5, key(1), meta, b"set", b"", tombstone=True, durable=True)
+    assert buf[38] == layout.FLAG_TOMBSTONE | layout.FLAG_DURABLE == 0x03  # the flags byte
+    e = layout.parse_entry(memoryview(buf), 0, 1234)
+    assert (e.size, e.meta, e.tombstone, e.durable, e.lasting) == (size, meta, True, True, True)
+    layout.write_entry(buf, 0, 1234, 5, key(1), meta, b"set", b"", tombstone=True)
+    e = layout.parse_entry(memoryview(buf), 0, 1234)
+    assert (e.tombstone, e.durable, e.lasting) == (True, False, False)
+    with pytest.raises(ValueError):
+        layout.write_entry(buf, 0, 1234, 5, key(1), meta, b"set", b"data", tombstone=False, durable=True)
+
+
+def test_durable_tombstone_survives_cold_start_and_stays_hidden(path):
+    store = open_store(path)
+    store.put(key(1), RecordMeta(1, 0, 10, "s"), b"buried alive")
+    store.bury(key(1), RecordMeta(2, 0, 20, "s"))
+    store.bury(key(2), RecordMeta(1, 0, 30))  # nothing to hide: an internal one would not last
+    store.put(key(3), RecordMeta(1, 0, 0), b"kept")
+    store = reopen(store, now_s=10**6)
+    assert store.get(key(1), 0) is None and store.get_meta(key(1), 0) is None
+    assert store.lookup(key(1)) == (RecordMeta(2, 0, 20, "s"), True)
+    assert store.lookup(key(2)) == (RecordMeta(1, 0, 30), True)
+    assert store.record_count() == 1 and store.stats().tombstones == 2
+    assert store.verify() == []
+    store.put(key(1), RecordMeta(3, 0, 40, "s"), b"revived")
+    store = reopen(store)
+    assert store.get(key(1), 0) == (RecordMeta(3, 0, 40, "s"), b"revived")
+    assert store.stats().tombstones == 1 and store.verify() == []
+    store.close()
+
+
+def test_durable_tombstones_outlive_every_older_copy(path):
+    # Unlike test_deletes_stay_deleted_across_restart_and_defrag: the garbage collection of
+    # internal tombstones must not touch durable ones, and defrag moves them like records.
+    store = open_store(path)
+    for i in range(60):
+        store.put(key(i), RecordMeta(1, 0, 0), b"v" * 100)
+    for i in range(0, 60, 2):
+        store.bury(key(i), RecordMeta(2, 0, i))
+    where = {i: store._current(key(i)).block for i in range(0, 60, 2)}
+    for rnd in range(2, 8):
+        for i in range(1, 60, 2):
+            store.put(key(i), RecordMeta(rnd, 0, 0), b"w" * 100)
+        settle(store)
+    assert store.stats().defrag_reads > 0
+    moved = sum(store._current(key(i)).block != block for i, block in where.items())
+    assert moved > 0  # defrag relocated tombstones
+    assert store.verify() == []
+    store = reopen(store)
+    assert store.stats().tombstones == 30 and store.record_count() == 30
+    assert all(store.lookup(key(i)) == (RecordMeta(2, 0, i), True) for i in range(0, 60, 2))
+    assert all(store.get(key(i), 0) is None for i in range(0, 60, 2))
+    assert store.verify() == []
+    store.close()
+
+
+def test_a_stale_durable_tombstone_does_not_come_back(path):
+    # bury, put, delete: the internal tombstone must outlive the durable one it superseded,
+    # or a cold start would find the durable tombstone as the newest entry of its digest.
+    store = open_store(path, defrag_lwm_pct=40)
+    big = b"f" * 1950  # two do not fit one wblock
+    store.bury(key(0), RecordMeta(1, 0, 0))  # wblock 0, kept above the lwm by the filler
+    store.put(key(1), RecordMeta(1, 0, 0), big)
+    store.put(key(2), RecordMeta(1, 0, 0), big)  # wblock 1
+    store.put(key(0), RecordMeta(2, 0, 0), b"revived")
+    store.delete(key(0))
+    assert store._current(key(0)).block == 1 and store._current(key(1)).block == 0
+    for i in range(3, 12):  # churn: wblock 1 onwards get defragged, wblock 0 stays
+        store.put(key(i), RecordMeta(1, 0, 0), big)
+        store.put(key(2), RecordMeta(i, 0, 0), big)
+        settle(store)
+    assert store.lookup(key(0)) is None
+    assert store.stats().tombstones == 1  # the internal one, hiding the stale durable one
+    assert store.verify() == []
+    store = reopen(store)
+    assert store.lookup(key(0)) is None and store.verify() == []
+    # once wblock 0 goes, nothing is left to hide
+    store.put(key(1), RecordMeta(2, 0, 0), big)
+    store.put(key(20), RecordMeta(1, 0, 0), big)
+    settle(store)
+    assert store.stats().tombstones == 0
+    store = reopen(store)
+    assert store.lookup(key(0)) is None and store.verify() == []
+    store.close()
+
+
+def test_drop_partition_writes_nothing_and_keeps_the_accounting_exact(path):
+    from cluster.storage.engine import partition_id
+
+    store = open_store(path)
+    for i in range(200):
+        store.put(key(i), RecordMeta(1, 0, i), b"d" * 200)
+    for i in range(0, 200, 3):
+        store.bury(key(i), RecordMeta(2, 0, i))
+    for i in range(1, 200, 3):
+        store.delete(key(i))
+    pids = {partition_id(key(i)) for i in range(0, 200, 2)}
+    store.flush()
+    with open(path, "rb") as f:
+        image = f.read()
+    used = store.stats().used_bytes
+    dropped = sum(store.drop_partition(pid) for pid in pids)
+    gone = [i for i in range(200) if partition_id(key(i)) in pids]
+    assert dropped == sum(i % 3 != 1 for i in gone)
+    assert store.stats().used_bytes < used
+    store.flush()
+    with open(path, "rb") as f:
+        assert f.read() == image  # nothing written
+    assert store.verify() == []
+    # A cold start now may bring dropped entries back; the accounting stays exact.
+    store = reopen(store)
+    assert store.verify() == []
+    assert any(store.lookup(key(i)) is not None for i in gone)
+    for pid in pids:
+        store.drop_partition(pid)
+    # Writing to a dropped digest again, then letting defrag reclaim everything dropped.
+    for i in gone[:10]:
+        store.put(key(i), RecordMeta(5, 0, 0), b"new")
+    for rnd in range(2, 6):
+        for i in range(200):
+            if partition_id(key(i)) not in pids and i % 3 == 2:
+                store.put(key(i), RecordMeta(rnd, 0, 0), b"d" * 200)
+        settle(store)
+    assert store.verify() == []
+    store = reopen(store)
+    assert store.verify() == []
+    assert [i for i in gone if store.lookup(key(i)) is not None] == gone[:10]
+    assert store.stats().free_wblocks > N_BLOCKS // 2
+    store.close()
+
+
+def test_bury_commits_to_device(path):
+    store = open_store(path, commit_to_device=True, flush_max_ms=10**6)
+    store.put(key(1), RecordMeta(1, 0, 0), b"gone")
+    store.bury(key(1), RecordMeta(2, 0, 5))
+    crashed = str(path) + ".crash"
+    with open(path, "rb") as f, open(crashed, "wb") as g:
+        g.write(f.read())  # what a SIGKILL right after bury() would leave
+    image = open_store(crashed)
+    assert image.lookup(key(1)) == (RecordMeta(2, 0, 5), True) and image.verify() == []
+    image.close()
+    store.close()

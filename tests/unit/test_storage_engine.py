@@ -6,7 +6,7 @@ import pytest
 
 from cluster.storage.device import DeviceStore
 from cluster.storage.engine import N_PARTITIONS, NSUP_PARTITIONS_PER_TICK, OutOfSpace, partition_id
-from cluster.storage.memory import MemoryStore
+from cluster.storage.memory import TOMBSTONE_BYTES, MemoryStore
 from cluster.storage.record import CITRUSLEAF_EPOCH, RecordMeta, now_cl_ms, now_cl_seconds
 
 
@@ -90,3 +90,149 @@ def test_memory_budget():
     assert store.stats().used_bytes == 900
     store.delete(key(1))
     assert store.stats().avail_pct == 100
+
+
+# -- durable deletes (bury) -----------------------------------------------------------------
+
+
+def same_partition_keys(n: int) -> list[bytes]:
+    """n digests of one partition (the partition of key(0))."""
+    pid = partition_id(key(0))
+    found = [key(i) for i in range(200_000) if partition_id(key(i)) == pid]
+    assert len(found) >= n
+    return found[:n]
+
+
+def test_bury_over_a_record_hides_it(store):
+    d, other = same_partition_keys(2)
+    pid = partition_id(d)
+    store.put(d, RecordMeta(1, 0, 10, "s"), b"doomed")
+    store.put(other, RecordMeta(1, 0, 11, "s"), b"alive")
+    store.bury(d, RecordMeta(2, 0, 20, "s"))
+    assert store.get(d, 0) is None and store.get_meta(d, 0) is None
+    assert store.partition_digests(pid, 0) == [other]
+    assert store.partition_count(pid) == 1 and store.record_count() == 1
+    st = store.stats()
+    assert st.objects == 1 and st.tombstones == 1
+    assert store.lookup(d) == (RecordMeta(2, 0, 20, "s"), True)
+    assert store.lookup(other) == (RecordMeta(1, 0, 11, "s"), False)
+    assert store.partition_entries(pid, 0) == sorted([(d, RecordMeta(2, 0, 20, "s"), True),
+                                                      (other, RecordMeta(1, 0, 11, "s"), False)])
+    # delete() is the non-durable delete of a record: a durable tombstone is no record
+    assert store.delete(d) is False
+    assert store.lookup(d) == (RecordMeta(2, 0, 20, "s"), True) and store.stats().tombstones == 1
+
+
+def test_bury_without_a_record_and_over_a_tombstone(store):
+    store.bury(key(1), RecordMeta(5, 0, 50))
+    assert store.lookup(key(1)) == (RecordMeta(5, 0, 50), True)
+    assert store.get(key(1), 0) is None and store.record_count() == 0
+    store.bury(key(1), RecordMeta(6, 0, 60, "t"))  # replaces the tombstone
+    assert store.lookup(key(1)) == (RecordMeta(6, 0, 60, "t"), True)
+    assert store.stats().tombstones == 1
+    store.bury(key(2), RecordMeta(1, 1234, 70))  # a tombstone never expires: void_time is dropped
+    assert store.lookup(key(2)) == (RecordMeta(1, 0, 70), True)
+    assert store.lookup(key(3)) is None
+    with pytest.raises(ValueError):
+        store.bury(b"short", RecordMeta(1, 0, 0))
+
+
+def test_put_after_bury_revives(store):
+    store.put(key(1), RecordMeta(1, 0, 10), b"first")
+    store.bury(key(1), RecordMeta(2, 0, 20))
+    store.put(key(1), RecordMeta(3, 0, 30), b"again")
+    assert store.get(key(1), 0) == (RecordMeta(3, 0, 30), b"again")
+    assert store.lookup(key(1)) == (RecordMeta(3, 0, 30), False)
+    st = store.stats()
+    assert st.objects == 1 and st.tombstones == 0
+    assert store.partition_entries(partition_id(key(1)), 0) == [(key(1), RecordMeta(3, 0, 30), False)]
+    assert store.delete(key(1)) is True and store.lookup(key(1)) is None
+
+
+def test_partition_entries_and_lookup_with_expiry(store):
+    a, b, c, d = same_partition_keys(4)
+    pid = partition_id(a)
+    store.put(a, RecordMeta(1, 100, 1), b"expires")
+    store.put(b, RecordMeta(1, 0, 2), b"forever")
+    store.bury(c, RecordMeta(3, 0, 3))
+    store.put(d, RecordMeta(1, 0, 4), b"x")
+    store.bury(d, RecordMeta(2, 0, 5))
+    want = [(a, RecordMeta(1, 100, 1), False), (b, RecordMeta(1, 0, 2), False),
+            (c, RecordMeta(3, 0, 3), True), (d, RecordMeta(2, 0, 5), True)]
+    assert store.partition_entries(pid, 99) == sorted(want)
+    assert store.partition_entries(pid, 100) == sorted(want[1:])  # expired records are left out
+    assert store.lookup(a) == (RecordMeta(1, 100, 1), False)  # lookup ignores expiry
+    assert store.partition_entries(pid ^ 1, 100) == []
+    # nsup removes the expired record but no tombstone
+    for _ in range(N_PARTITIONS // NSUP_PARTITIONS_PER_TICK):
+        store.tick(10**9)
+    assert store.lookup(a) is None
+    assert store.partition_entries(pid, 10**6) == sorted(want[1:])
+    assert store.stats().tombstones == 2
+
+
+def test_drop_partition_forgets_everything_and_frees_space(store):
+    mine = same_partition_keys(6)
+    pid = partition_id(mine[0])
+    others = [key(i) for i in range(1000, 1040) if partition_id(key(i)) != pid]
+    for i, d in enumerate(others):
+        store.put(d, RecordMeta(1, 0, i), b"o" * 50)
+    store.bury(others[0], RecordMeta(2, 0, 0))
+    before = store.stats()
+    for i, d in enumerate(mine):
+        store.put(d, RecordMeta(1, 0, i), b"m" * 100)
+    store.bury(mine[0], RecordMeta(2, 0, 0))  # over a record
+    store.bury(mine[5], RecordMeta(2, 0, 0))
+    store.delete(mine[4])  # a plain delete (on the device: an internal tombstone)
+    store.put(mine[3], RecordMeta(2, 0, 0), b"m" * 100)  # superseded versions
+    store.put(mine[3], RecordMeta(3, 0, 0), b"m" * 100)
+    assert store.stats().used_bytes > before.used_bytes
+    assert store.drop_partition(pid) == 5  # 3 records and 2 durable tombstones; the deleted one is gone
+    assert store.partition_entries(pid, 0) == [] and store.partition_digests(pid, 0) == []
+    assert all(store.lookup(d) is None and store.get(d, 0) is None for d in mine)
+    assert store.partition_count(pid) == 0
+    after = store.stats()
+    assert after.used_bytes == before.used_bytes
+    assert (after.objects, after.tombstones) == (before.objects, before.tombstones) == (len(others) - 1, 1)
+    assert all(store.lookup(d) is not None for d in others)
+    assert store.drop_partition(pid) == 0
+    # the partition can be filled again (e.g. migrated back)
+    store.put(mine[0], RecordMeta(9, 0, 0), b"back")
+    store.bury(mine[1], RecordMeta(9, 0, 0))
+    assert store.partition_entries(pid, 0) == sorted([(mine[0], RecordMeta(9, 0, 0), False),
+                                                      (mine[1], RecordMeta(9, 0, 0), True)])
+    if isinstance(store, DeviceStore):
+        assert store.verify() == []
+
+
+def test_bury_is_accepted_when_puts_are_refused(store):
+    written = 0
+    with pytest.raises(OutOfSpace):
+        while True:
+            store.put(key(written), RecordMeta(1, 0, 0), b"q" * 1000)
+            written += 1
+    for i in range(written):  # replica deletes keep flowing under stop-writes
+        store.bury(key(i), RecordMeta(2, 0, 0))
+        if i % 50 == 0:
+            store.tick(0)
+    st = store.stats()
+    assert st.objects == 0 and st.tombstones == written
+    if isinstance(store, DeviceStore):
+        assert store.verify() == []
+
+
+def test_memory_tombstones_cost_a_fixed_size():
+    store = MemoryStore(data_size=1000)
+    store.put(key(1), RecordMeta(1, 0, 0, "set"), b"x" * 500)
+    store.bury(key(1), RecordMeta(2, 0, 0, "set"))
+    assert store.stats().used_bytes == TOMBSTONE_BYTES
+    store.put(key(1), RecordMeta(3, 0, 0), b"y" * 900)
+    assert store.stats().used_bytes == 900
+    store.put(key(2), RecordMeta(1, 0, 0), b"z" * (101 - TOMBSTONE_BYTES))  # one byte too many
+    with pytest.raises(OutOfSpace):  # even a tombstone does not fit
+        store.bury(key(3), RecordMeta(1, 0, 0))
+    assert store.lookup(key(3)) is None
+    store.bury(key(1), RecordMeta(4, 0, 0))  # over a record: frees its bytes first
+    assert store.stats().used_bytes == 101 and store.stats().tombstones == 1
+    assert store.drop_partition(partition_id(key(1))) >= 1
+    assert store.lookup(key(1)) is None
