@@ -126,7 +126,8 @@ class LocalNode:
                                    f"log tail:\n{self.log_tail()}")
             try:
                 # ready = a member of a cluster whose exchange completed, so it publishes a map
-                if not info_request(self.host, self.port, ["cluster-stable"], timeout=0.5)["cluster-stable"].startswith("ERROR"):
+                command = "cluster-stable:ignore-migrations=true"
+                if not info_request(self.host, self.port, [command], timeout=0.5)[command].startswith("ERROR"):
                     return
             except (OSError, KeyError):
                 pass

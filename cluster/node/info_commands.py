@@ -78,6 +78,9 @@ class InfoHandler:
             "get-config": self._get_config,
             "set-config": self._set_config,
             "cluster-stable": self._cluster_stable,
+            # ours, not the real server's columns: namespace:pid:replica-index(-1 = none):
+            # working-master:version:immigrations-pending:records
+            "partition-info": lambda a, k: ";".join(node.data.partition_info(k.get("namespace"))),
             "user-agent-set": lambda a, k: "ok",
             "log-message": self._log_message,
         }

@@ -17,16 +17,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--config", help="TOML config file (aerospike.conf names); defaults apply without one")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. namespaces.test.replication-factor=1 (repeatable)")
-    p.add_argument("--port", type=int, help="shortcut for network.service.port")
+    p.add_argument("--port", type=int, help="service port P; fabric and heartbeat move to P+1 and P+2 "
+                                            "(as 3000/3001/3002) unless set with --set")
     p.add_argument("--work-dir", help="shortcut for service.work-directory (data files live there)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p.parse_args(argv)
 
 
 def load_config(args: argparse.Namespace) -> NodeConfig:
-    overrides = list(args.set)
+    overrides = []
     if args.port is not None:
-        overrides.append(f"network.service.port={args.port}")
+        overrides += [f"network.service.port={args.port}", f"network.fabric.port={args.port + 1}",
+                      f"network.heartbeat.port={args.port + 2}"]
+    overrides += args.set
     if args.work_dir is not None:
         overrides.append(f"service.work-directory={args.work_dir}")
     return NodeConfig.load(args.config, overrides)

@@ -74,8 +74,6 @@ class Namespace:
         stats: dict[str, Any] = {
             "objects": st.objects,
             "tombstones": st.tombstones,
-            "master_objects": st.objects,
-            "prole_objects": 0,
             "stop_writes": str(self.stop_writes).lower(),
             "storage-engine": se["type"],
             "data_total_bytes": st.total_bytes,
@@ -92,7 +90,6 @@ class Namespace:
             "defrag_reads": st.defrag_reads,
             "wblocks_written": st.wblocks_written,
             "replication-factor": self.params["replication-factor"],
-            "effective_replication_factor": 1,
         }
         for key in ("stop-writes-used-pct", "stop-writes-avail-pct"):
             stats[key] = se[key]

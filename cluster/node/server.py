@@ -1,8 +1,10 @@
 """The node: owns configuration, namespaces, the partition table and the listeners.
 
-Membership (heartbeat, Paxos, exchange) runs in `MembershipDriver`; when an exchange
-completes, the node balances partitions over the new succession list and publishes its
-columns of the client map (`replicas`) and the peers list.
+Membership (heartbeat, Paxos, exchange) runs in `MembershipDriver`, the data plane
+(ownership, replication, migration, proxying) in `DataDriver`. When an exchange completes
+the data plane rebalances; the node publishes its columns of the client map (`replicas`:
+column 0 the partitions it serves as working master, column i those where it is the i-th
+replica) and the peers list, and republishes whenever a migration hands a partition over.
 """
 
 import asyncio
@@ -17,15 +19,15 @@ import psutil
 
 from cluster.core.effects import ExchangeComplete
 from cluster.core.node_id import derive_node_id, format_node_id, parse_node_id
-from cluster.core.partition_balance import effective_replication_factor, partition_table, replica_bitmaps
 from cluster.node.config import NodeConfig
+from cluster.node.data_driver import DataDriver
 from cluster.node.info_commands import InfoHandler
-from cluster.node.membership_driver import MembershipDriver
+from cluster.node.membership_driver import MembershipDriver, monotonic_ms
 from cluster.node.namespace import Namespace
-from cluster.node.partition_table import PartitionTable
+from cluster.node.partition_table import PartitionTable, bitmap
 from cluster.node.service import ServiceProtocol
 from cluster.node.transactions import Transactions
-from cluster.storage.record import now_cl_ms
+from cluster.storage.record import now_cl_ms, now_cl_seconds
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,6 @@ class Node:
         self.counters: Counter[str] = Counter()
         self.client_connections = 0
         self.namespaces = {name: Namespace(name, cfg) for name in cfg.namespaces}
-        self.transactions = Transactions(self.namespaces)
         self.partition_table = PartitionTable()
         self.info = InfoHandler(self)
         # the committed cluster: key 0 and no members while orphaned (clients keep the old map)
@@ -66,6 +67,10 @@ class Node:
         self.process = psutil.Process()
         self.rack = next(iter(cfg.namespaces.values()))["rack-id"] if cfg.namespaces else 0
         self.membership = MembershipDriver(self, cfg, self.rack)
+        self.data = DataDriver(self, self.membership.send_fabric)
+        self.transactions = Transactions(self.namespaces, self.data, cfg.service["transaction-max-ms"])
+        self.data.handle_proxied = self.transactions.proxied
+        self.membership.on_other_message = self.data.on_message
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task | None = None
 
@@ -78,20 +83,23 @@ class Node:
     def on_cluster_changed(self, cluster_key: int, succession: tuple[int, ...]) -> None:
         self.cluster_key, self.succession = cluster_key, succession
         self.cluster_generation += 1
+        self.data.plane.on_cluster_changed(cluster_key)
         log.info("cluster changed: key %X size %d principal %s", cluster_key, len(succession),
                  format_node_id(succession[0]))
 
     def on_orphaned(self) -> None:
         self.cluster_key, self.succession = 0, ()
         self.cluster_generation += 1
+        self.data.plane.on_orphaned()
         log.warning("orphaned: no longer a member of a cluster")
 
     def on_exchange_complete(self, event: ExchangeComplete) -> None:
         """Every member computes the same balance from the same exchanged data (spec §3.2 step 5)."""
-        table = partition_table(event.succession, event.racks)
-        for name, ns in self.namespaces.items():
-            rf = effective_replication_factor(ns.params["replication-factor"], len(event.succession))
-            self.partition_table.publish(name, replica_bitmaps(table, self.node_id, rf))
+        self.data.plane.on_exchange_complete(event, monotonic_ms())
+        for name, (tx, rx, signals) in ((n, self.data.plane.remaining(n)) for n in self.namespaces):
+            log.info("{ns:%s} rebalanced: expected-migrations (%d,%d,%d)", name, tx, rx, signals)
+        self.data.publish()  # at once: clients and the next exchange must see the new balance
+        self.data.flush()
         peers = [Peer(format_node_id(n), event.services.get(n, "")) for n in event.succession if n != self.node_id]
         if peers != self._peers:
             self._peers = peers
@@ -101,6 +109,17 @@ class Node:
         log.info("exchange complete: key %X, partition map generation %d", event.cluster_key,
                  self.partition_table.generation)
 
+    def publish_partitions(self) -> None:
+        """The client map from the data plane's current ownership; versions for the next exchange."""
+        me = self.node_id
+        for name, states in self.data.plane.partitions.items():
+            rf = max((len(st.replicas) for st in states), default=0)
+            columns = [[pid for pid, st in enumerate(states) if st.working_master == me]]
+            columns += [[pid for pid, st in enumerate(states) if len(st.replicas) > i and st.replicas[i] == me]
+                        for i in range(1, rf)]
+            self.partition_table.publish(name, [bitmap(c) for c in columns])
+        self.membership.membership.exchange.local_versions = self.data.plane.local_versions()
+
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -109,6 +128,9 @@ class Node:
         self._server = await loop.create_server(lambda: ServiceProtocol(self), svc["address"], svc["port"],
                                                 reuse_address=True, backlog=1024)
         self._ticker = loop.create_task(self._housekeeping())
+        self.data.plane.load_versions(now_cl_seconds())
+        self.membership.membership.exchange.local_versions = self.data.plane.local_versions()
+        self.data.start()
         await self.membership.start()
         log.info("node %s serving %s on %s:%d", self.name, ",".join(self.namespaces), svc["address"], svc["port"])
 
@@ -116,6 +138,7 @@ class Node:
         if self._ticker:
             self._ticker.cancel()
         self.membership.close()
+        self.data.close()
         if self._server:
             self._server.close()
         for ns in self.namespaces.values():
@@ -151,7 +174,8 @@ class Node:
 
     def migrations_remaining(self, namespace: str | None = None) -> int:
         """Partitions still to send or receive (in one namespace, or all)."""
-        return 0
+        names = [namespace] if namespace else list(self.namespaces)
+        return sum(tx + rx for tx, rx, _ in map(self.data.plane.remaining, names))
 
     def cluster_is_stable(self) -> bool:
         """In a cluster whose exchange has completed, so the published map is the balanced one."""
@@ -164,6 +188,8 @@ class Node:
         for ns in self.namespaces.values():
             ns.apply_storage_params()
             ns.evaluate_stop_writes()
+        self.transactions.max_ms = self.cfg.service["transaction-max-ms"]
+        self.data.apply_config()
 
     def statistics(self) -> dict[str, Any]:
         with self.process.oneshot():
@@ -180,8 +206,9 @@ class Node:
             "fabric_msgs_received": self.membership.fabric.received,
             "uptime": int(time.monotonic() - self.started),
             "client_connections": self.client_connections,
-            "migrate_allowed": True,
+            "migrate_allowed": self.data.plane.migrations.allowed,
             "migrate_partitions_remaining": self.migrations_remaining(),
+            "proxy_in_progress": self.counters["proxy_in_progress"],
             "process_cpu_user_s": round(cpu.user, 3),
             "process_cpu_system_s": round(cpu.system, 3),
             "process_rss_bytes": rss,
@@ -193,4 +220,5 @@ class Node:
     def namespace_statistics(self, name: str) -> dict[str, Any]:
         stats = {"ns_cluster_size": self.cluster_size}
         stats.update(self.namespaces[name].statistics())
+        stats.update(self.data.namespace_statistics(name))
         return stats

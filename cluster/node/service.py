@@ -1,7 +1,8 @@
 """The client-facing service port: proto framing, dispatch by message type, error policy.
 
 One `ServiceProtocol` per client connection. Requests on a connection are answered strictly
-in order (clients may pipeline). A frame whose header is unacceptable (bad version or
+in order (clients may pipeline): while a reply is streaming (scan) or deferred (a write
+waiting for its replicas, a proxied request), later requests wait in the buffer. A frame whose header is unacceptable (bad version or
 type, absurd length) closes the connection; a well-framed but malformed AS_MSG gets a
 PARAMETER (4) reply and the connection stays usable. Nothing a client sends can stop the
 node: every handler failure is logged and answered.
@@ -9,7 +10,7 @@ node: every handler failure is logged and answered.
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING
 
 from cluster.wire import info as winfo
@@ -110,16 +111,30 @@ class ServiceProtocol(asyncio.Protocol):
             msg, end = wm.parse(body)
             if end != len(body):
                 raise AerospikeError(ResultCode.PARAMETER, f"{len(body) - end} stray bytes after the AS_MSG")
-            reply = self.node.transactions.handle(msg)
+            reply = self.node.transactions.handle(msg, body)
         except AerospikeError as exc:
             self.node.counters["client_bad_requests"] += 1
             log.debug("bad request from %s: %s", self.peer, exc)
             reply = wm.encode_header_only(exc.code)
         if isinstance(reply, bytes):
             self.transport.write(proto.frame(proto.TYPE_MSG, reply))
-        else:
-            self.streaming = True
-            asyncio.get_running_loop().create_task(self.stream(reply))
+            return
+        self.streaming = True
+        job = self.stream(reply) if isinstance(reply, Iterator) else self.deferred(reply)
+        asyncio.get_running_loop().create_task(job)
+
+    async def deferred(self, reply: Coroutine[None, None, bytes]) -> None:
+        """Answer once the reply is ready (replicas acked, proxy answered); later requests wait."""
+        try:
+            body = await reply
+        except Exception:
+            log.exception("unexpected failure serving %s", self.peer)
+            body = wm.encode_header_only(ResultCode.SERVER_ERROR)
+        finally:
+            self.streaming = False
+        if not self.transport.is_closing():
+            self.transport.write(proto.frame(proto.TYPE_MSG, body))
+            self.process()
 
     async def stream(self, chunks: Iterator[bytes]) -> None:
         """Write a multi-frame reply with back-pressure, then resume reading requests."""

@@ -1,14 +1,25 @@
 """Single-record transactions, batch and scan against the namespaces this node serves.
 
-Each entry point takes a parsed AS_MSG and returns reply AS_MSG bytes (scans return an
-iterator of reply chunks so a large scan streams instead of being built in memory).
+Each entry point takes a parsed AS_MSG and returns reply AS_MSG bytes, an iterator of reply
+chunks (a scan streams instead of being built in memory), or a coroutine that produces the
+reply bytes (a write waiting for its replicas, a request proxied to another node).
 Result codes and flag semantics follow spec/aerospike-wire-protocol.md §3 and §5.
+
+In a cluster every single-record request is first routed (spec §7.1): before the first
+rebalance → PARTITION_UNAVAILABLE (11); a partition this node does not serve → proxied to
+its working master; otherwise executed here, and a successful write is answered only once
+every replica has it (TIMEOUT (9) at the deadline, the write staying on the master).
+Client deletes are durable (tombstones), so a delete replicates, migrates and stays
+deleted when copies merge.
 """
 
+import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import TYPE_CHECKING
 
+from cluster.core.data_plane import PROXY, UNAVAILABLE
 from cluster.node import bins as binops
 from cluster.node.namespace import Namespace
 from cluster.storage.engine import OutOfSpace, RecordTooBig
@@ -19,6 +30,9 @@ from cluster.wire.digest import N_PARTITIONS, partition_id
 from cluster.wire.message import FieldType, Info1, Info2, Info3, Message, Op, OpType
 from cluster.wire.particles import ParticleType
 from cluster.wire.result_codes import AerospikeError, ResultCode
+
+if TYPE_CHECKING:
+    from cluster.node.data_driver import DataDriver
 
 log = logging.getLogger(__name__)
 
@@ -62,30 +76,101 @@ class Outcome:
                                  record_ttl=self.void_time, transaction_ttl=transaction_ttl, ops=self.ops))
 
 
+def _digest(fields: dict[int, bytes]) -> bytes:
+    digest = fields.get(FieldType.DIGEST)
+    if digest is None or len(digest) != 20:
+        raise AerospikeError(ResultCode.PARAMETER, "missing or malformed digest field")
+    return digest
+
+
+async def _as_row(reply: Coroutine[None, None, bytes], index: int) -> bytes:
+    """A batch row's reply carries the row's index in the transaction-ttl field."""
+    body = await reply
+    try:
+        msg, _end = wm.parse(body)
+    except AerospikeError:
+        return Outcome(ResultCode.SERVER_ERROR).encode(transaction_ttl=index)
+    msg.transaction_ttl = index
+    return wm.encode(msg)
+
+
+async def _gather(replies: list) -> bytes:
+    done = await asyncio.gather(*(r for r in replies if not isinstance(r, bytes)))
+    it = iter(done)
+    return b"".join(r if isinstance(r, bytes) else next(it) for r in replies)
+
+
+def _tombstone_meta(ns: Namespace, digest: bytes) -> RecordMeta | None:
+    found = ns.storage.lookup(digest)
+    return found[0] if found is not None and found[1] else None
+
+
 def _all_bins(record_bins: binops.Bins) -> list[Op]:
     return [Op(OpType.READ, ptype, name, value) for name, (ptype, value) in record_bins.items()]
 
 
+Reply = bytes | Iterator[bytes] | Coroutine[None, None, bytes]
+
+
 class Transactions:
-    def __init__(self, namespaces: dict[str, Namespace], clock: Clock | None = None):
+    def __init__(self, namespaces: dict[str, Namespace], cluster: "DataDriver", max_ms: int = 1000,
+                 clock: Clock | None = None):
         self.namespaces = namespaces
+        self.cluster = cluster
+        self.max_ms = max_ms  # transaction-max-ms: the deadline when the client sets none
         self.clock = clock or Clock()
 
     # -- dispatch -------------------------------------------------------------------
 
-    def handle(self, msg: Message) -> bytes | Iterator[bytes]:
-        """Reply body (or, for a scan, an iterator of reply bodies) for one AS_MSG request."""
+    def handle(self, msg: Message, body: bytes, hops: int = 0) -> Reply:
+        """The reply to one AS_MSG request (`body` is its raw form, forwarded if proxied)."""
         try:
             if msg.info1 & Info1.BATCH:
                 return self.batch(msg)
             if FieldType.DIGEST not in msg.fields:
                 return self.scan(msg)
-            ns = self._namespace(msg.fields)
-            outcome = self.record(ns, msg.fields, msg.info1, msg.info2, msg.info3,
-                                  msg.generation, msg.record_ttl, msg.ops)
+            return self.single(msg, body, hops)
         except AerospikeError as exc:
             return wm.encode_header_only(exc.code)
-        return outcome.encode()
+
+    def deadline(self, transaction_ttl: int) -> float:
+        return time.monotonic() + (transaction_ttl or self.max_ms) / 1000
+
+    def single(self, msg: Message, body: bytes, hops: int, transaction_ttl: int = 0) -> Reply:
+        """Route one record request: execute here, proxy it, or refuse it (spec §7.1)."""
+        ns = self._namespace(msg.fields)
+        digest = _digest(msg.fields)
+        write = bool(msg.info2 & Info2.WRITE)
+        where, node = self.cluster.plane.route(ns.name, partition_id(digest), write)
+        if where == UNAVAILABLE:
+            return wm.encode_header_only(ResultCode.PARTITION_UNAVAILABLE, transaction_ttl=transaction_ttl)
+        deadline = self.deadline(msg.transaction_ttl)
+        if where == PROXY:
+            ns.counters["client_proxied"] += 1
+            return self.cluster.proxy(node, body or wm.encode(msg), hops, deadline)
+        outcome = self.record(ns, msg.fields, msg.info1, msg.info2, msg.info3,
+                              msg.generation, msg.record_ttl, msg.ops)
+        if write and outcome.result == ResultCode.OK:
+            replication = self.cluster.start_replication(ns.name, digest)
+            if replication is not None:
+                return self._after_replication(ns, replication, outcome, deadline, transaction_ttl)
+        return outcome.encode(transaction_ttl)
+
+    async def _after_replication(self, ns: Namespace, replication: asyncio.Future, outcome: "Outcome",
+                                 deadline: float, transaction_ttl: int) -> bytes:
+        if await self.cluster.wait_replicated(replication, deadline):
+            return outcome.encode(transaction_ttl)
+        ns.counters["client_write_timeout"] += 1
+        return wm.encode_header_only(ResultCode.TIMEOUT, transaction_ttl=transaction_ttl)
+
+    async def proxied(self, body: bytes, hops: int, deadline: float) -> bytes:
+        """Execute a request another node forwarded to us (a FROM_PROXY transaction)."""
+        try:
+            msg, _end = wm.parse(body)
+            reply = self.single(msg, body, hops)
+        except AerospikeError as exc:
+            return wm.encode_header_only(exc.code)
+        return reply if isinstance(reply, bytes) else await reply
 
     def _namespace(self, fields: dict[int, bytes]) -> Namespace:
         raw = fields.get(FieldType.NAMESPACE)
@@ -98,9 +183,7 @@ class Transactions:
 
     def record(self, ns: Namespace, fields: dict[int, bytes], info1: int, info2: int, info3: int,
                generation: int, record_ttl: int, ops: list[Op]) -> Outcome:
-        digest = fields.get(FieldType.DIGEST)
-        if digest is None or len(digest) != 20:
-            raise AerospikeError(ResultCode.PARAMETER, "missing or malformed digest field")
+        digest = _digest(fields)
         set_name = fields.get(FieldType.SET, b"").decode("utf-8", errors="replace")
         if len(set_name) > MAX_SET_NAME:
             raise AerospikeError(ResultCode.PARAMETER, "set name longer than 63 bytes")
@@ -165,11 +248,16 @@ class Transactions:
         if meta is None:
             return Outcome(ResultCode.KEY_NOT_FOUND)
         self._check_generation(ns, meta, info2, generation)
+        self._bury(ns, digest, meta)
+        return Outcome(ResultCode.OK)
+
+    def _bury(self, ns: Namespace, digest: bytes, meta: RecordMeta) -> None:
+        """A durable delete: a tombstone one generation on, so it wins over older copies elsewhere."""
+        tomb = RecordMeta(meta.generation % 0xFFFF + 1, 0, max(self.clock.now_ms(), meta.lut + 1), meta.set_name)
         try:
-            ns.storage.delete(digest)  # deletes are allowed under stop-writes ...
+            ns.storage.bury(digest, tomb)  # deletes are allowed under stop-writes ...
         except OutOfSpace as exc:  # ... unless not even a tombstone fits
             raise AerospikeError(ResultCode.OUT_OF_SPACE, str(exc)) from exc
-        return Outcome(ResultCode.OK)
 
     # -- writes ---------------------------------------------------------------------
 
@@ -238,16 +326,19 @@ class Transactions:
             # A write that leaves no bins deletes the record (touch alone needs a record).
             if meta is None:
                 return Outcome(ResultCode.KEY_NOT_FOUND if touched or not ops else ResultCode.OK)
-            ns.storage.delete(digest)
+            self._bury(ns, digest, meta)
             return Outcome(ResultCode.OK, 0, 0, out)
 
-        new_gen = 1 if meta is None else meta.generation % 0xFFFF + 1
+        # a record re-created over its tombstone continues its generations, so that it wins
+        # over the tombstone (and the tombstone over older copies) wherever copies merge
+        previous = meta or _tombstone_meta(ns, digest)
+        new_gen = 1 if previous is None else previous.generation % 0xFFFF + 1
         void_time = self._void_time(ns, record_ttl, meta, now)
         payload = binops.encode_payload(record_bins, key or stored_key)
         if len(payload) > ns.params["max-record-size"]:
             ns.counters["fail_record_too_big"] += 1
             raise AerospikeError(ResultCode.RECORD_TOO_BIG, f"record of {len(payload)} bytes")
-        lut = max(self.clock.now_ms(), meta.lut + 1 if meta else 0)  # a record's LUT never goes back
+        lut = max(self.clock.now_ms(), previous.lut + 1 if previous else 0)  # a record's LUT never goes back
         try:
             ns.storage.put(digest, RecordMeta(new_gen, void_time, lut, set_name), payload)
         except OutOfSpace as exc:
@@ -260,23 +351,27 @@ class Transactions:
 
     # -- batch ----------------------------------------------------------------------
 
-    def batch(self, msg: Message) -> bytes:
+    def batch(self, msg: Message) -> Reply:
+        """Each row is a single-record transaction (routed, proxied, replicated like one)."""
         data = msg.fields.get(FieldType.BATCH_INDEX)
         if data is None:
             raise AerospikeError(ResultCode.PARAMETER, "batch request without field 41")
-        replies: list[bytes] = []
+        replies: list = []
         for row in parse_rows(data):
+            fields = dict(row.fields)
+            fields[FieldType.DIGEST] = row.digest
+            row_msg = Message(info1=row.info1, info2=row.info2, info3=row.info3, generation=row.generation,
+                              record_ttl=row.record_ttl, transaction_ttl=msg.transaction_ttl, fields=fields,
+                              ops=row.ops)
             try:
-                ns = self._namespace(row.fields)
-                fields = dict(row.fields)
-                fields[FieldType.DIGEST] = row.digest
-                outcome = self.record(ns, fields, row.info1, row.info2, row.info3,
-                                      row.generation, row.record_ttl, row.ops)
+                reply = self.single(row_msg, b"", 0, transaction_ttl=row.index)
             except AerospikeError as exc:
-                outcome = Outcome(exc.code)
-            replies.append(outcome.encode(transaction_ttl=row.index))
+                reply = Outcome(exc.code).encode(transaction_ttl=row.index)
+            replies.append(reply if isinstance(reply, bytes) else _as_row(reply, row.index))
         replies.append(wm.encode_header_only(ResultCode.OK, info3=Info3.LAST))
-        return b"".join(replies)
+        if all(isinstance(r, bytes) for r in replies):
+            return b"".join(replies)
+        return _gather(replies)
 
     # -- scan / query (no secondary index) --------------------------------------------
 
@@ -329,6 +424,11 @@ class Transactions:
         for pid, after in plan:
             if remaining == 0:
                 break
+            if not self.cluster.plane.is_master(ns.name, pid):  # the client retries it on its master
+                if report_done:
+                    chunk.append(wm.encode_header_only(ResultCode.PARTITION_UNAVAILABLE, generation=pid,
+                                                       info3=Info3.PARTITION_DONE))
+                continue
             now = self.clock.now_s()
             for digest in ns.storage.partition_digests(pid, now):
                 if after is not None and digest <= after:

@@ -1,0 +1,186 @@
+"""Data in a cluster, on real node processes with the official client: synchronous
+replication, failover without loss, migrations back to full redundancy, durable deletes,
+acting-master hand-off when a node joins, and the migration throttles."""
+
+import threading
+import time
+
+import aerospike
+import pytest
+from aerospike import exception as ex
+
+from cluster.deploy.local import info_request
+from cluster.deploy.local_cluster import LocalCluster, parse_info_kv
+
+N_RECORDS = 10_000
+FAST = ["network.heartbeat.interval=100", "service.quantum-interval-ms=200"]
+
+
+def client_for(cluster: LocalCluster) -> aerospike.Client:
+    config = {"hosts": cluster.seeds(), "policies": {"write": {"total_timeout": 2000, "max_retries": 2},
+                                                       "read": {"total_timeout": 2000, "max_retries": 3}}}
+    return aerospike.client(config).connect()
+
+
+def ns_stats(cluster: LocalCluster, name: str) -> dict[str, str]:
+    return parse_info_kv(info_request(*cluster[name].address, ["namespace/test"])["namespace/test"])
+
+
+def copies_per_partition(cluster: LocalCluster, names: list[str]) -> dict[int, int]:
+    """Replicas holding a finished (not immigrating) copy, per partition, from `partition-info`."""
+    copies: dict[int, int] = {}
+    for name in names:
+        text = info_request(*cluster[name].address, ["partition-info"])["partition-info"]
+        for line in filter(None, text.split(";")):
+            _ns, pid, replica, _wm, version, immigrating, _records = line.split(":")
+            if int(replica) >= 0 and immigrating == "0" and version != "0" and "s" not in version.split(".")[-1]:
+                copies[int(pid)] = copies.get(int(pid), 0) + 1
+    return copies
+
+
+def wait_migrations_done(cluster: LocalCluster, names: list[str], timeout: float = 90) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        remaining = [int(ns_stats(cluster, n)["migrate_tx_partitions_remaining"])
+                     + int(ns_stats(cluster, n)["migrate_rx_partitions_remaining"]) for n in names]
+        if not any(remaining):
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise AssertionError(f"migrations still running after {timeout}s: {remaining}")
+
+
+def running_names(cluster: LocalCluster) -> list[str]:
+    return [name for name, node in cluster.nodes.items() if node.is_running()]
+
+
+def key(i: int) -> tuple:
+    return ("test", "repl", i)
+
+
+def test_kill_restart_loses_nothing_and_restores_two_copies(tmp_path):
+    with LocalCluster(nodes=4, rf=2, run_dir=tmp_path / "c", settings=FAST) as cluster:
+        client = client_for(cluster)
+        for i in range(N_RECORDS):
+            client.put(key(i), {"i": i, "v": "x" * 100})
+        deleted = set(range(0, N_RECORDS, 10))
+        for i in range(0, N_RECORDS, 10):
+            client.remove(key(i))
+        # every partition has its two copies before anything fails
+        assert set(copies_per_partition(cluster, ["n1", "n2", "n3", "n4"]).values()) == {2}
+
+        cluster.kill("n2")
+        cluster.wait_converged()
+        for i in range(N_RECORDS):
+            if i in deleted:
+                with pytest.raises(ex.RecordNotFound):
+                    client.get(key(i))
+            else:
+                assert client.get(key(i))[2]["i"] == i
+        wait_migrations_done(cluster, ["n1", "n3", "n4"])
+        copies = copies_per_partition(cluster, ["n1", "n3", "n4"])
+        assert len(copies) == 4096 and set(copies.values()) == {2}
+
+        # while n2 is away: update some, delete some more; its stale copies must not win
+        for i in range(1, N_RECORDS, 10):
+            client.put(key(i), {"i": i, "v": "new"})
+        for i in range(5, N_RECORDS, 10):
+            client.remove(key(i))
+            deleted.add(i)
+        cluster.restart("n2")
+        cluster.wait_converged()
+        wait_migrations_done(cluster, ["n1", "n2", "n3", "n4"])
+        copies = copies_per_partition(cluster, ["n1", "n2", "n3", "n4"])
+        assert len(copies) == 4096 and set(copies.values()) == {2}
+        for i in range(N_RECORDS):
+            if i in deleted:
+                with pytest.raises(ex.RecordNotFound):
+                    client.get(key(i))
+            else:
+                bins = client.get(key(i))[2]
+                assert bins["i"] == i and bins["v"] == ("new" if i % 10 == 1 else "x" * 100)
+        scanned = sum(1 for _ in client.scan("test", "repl").results())
+        assert scanned == N_RECORDS - len(deleted)
+        client.close()
+
+
+def test_node_joins_under_writes_without_losing_or_failing(tmp_path):
+    with LocalCluster(nodes=3, rf=2, run_dir=tmp_path / "c", settings=FAST) as cluster:
+        client = client_for(cluster)
+        for i in range(3000):
+            client.put(key(i), {"i": i})
+        acked: dict[int, int] = {}
+        failures: list[str] = []
+        stop = threading.Event()
+
+        def writer():
+            n = 0
+            while not stop.is_set():
+                i = n % 3000
+                try:
+                    client.put(key(i), {"i": i, "n": n})
+                    acked[i] = n
+                except ex.AerospikeError as exc:
+                    failures.append(f"write {i}: {exc.code}")
+                try:
+                    client.get(key((n * 7) % 3000))
+                except ex.AerospikeError as exc:
+                    failures.append(f"read: {exc.code}")
+                n += 1
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            time.sleep(1)
+            cluster.add()
+            wait_migrations_done(cluster, ["n1", "n2", "n3", "n4"])
+            time.sleep(1)
+        finally:
+            stop.set()
+            thread.join()
+        assert not failures, failures[:10]
+        for i, n in acked.items():
+            assert client.get(key(i))[2]["n"] == n
+        client.close()
+
+
+def test_migration_throttles(tmp_path):
+    """migrate-sleep slows a rebalance measurably; migrate-threads 0 stops it, 1 resumes it.
+
+    Each step adds an empty node, so the data flows from the nodes whose throttles are set.
+    """
+    with LocalCluster(nodes=2, rf=2, run_dir=tmp_path / "c", settings=FAST) as cluster:
+        client = client_for(cluster)
+        for i in range(4000):
+            client.put(key(i), {"v": "y" * 200})
+
+        def set_all(context: str, item: str) -> None:
+            for node in cluster.running():
+                extra = ";id=test" if context == "namespace" else ""
+                assert node.info(f"set-config:context={context}{extra};{item}") == "ok"
+
+        def add_and_time() -> float:
+            cluster.add()
+            return wait_migrations_done(cluster, running_names(cluster), timeout=120)
+
+        set_all("namespace", "migrate-sleep=0")
+        fast = add_and_time()
+        set_all("namespace", "migrate-sleep=5000")  # 5 ms per record sent
+        slow = add_and_time()
+        assert slow > 2 * fast and slow > 2, (fast, slow)
+
+        # paused: nothing moves while migrate-threads is 0 ...
+        set_all("namespace", "migrate-sleep=0")
+        set_all("service", "migrate-threads=0")
+        cluster.add()
+        names = running_names(cluster)
+        time.sleep(1)
+        before = [ns_stats(cluster, n)["migrate_records_transmitted"] for n in names]
+        time.sleep(2)
+        assert [ns_stats(cluster, n)["migrate_records_transmitted"] for n in names] == before
+        assert sum(int(ns_stats(cluster, n)["migrate_tx_partitions_remaining"]) for n in names) > 0
+        assert cluster["n1"].info("cluster-stable:size=5").startswith("ERROR")
+        # ... and it resumes when raised
+        set_all("service", "migrate-threads=1")
+        wait_migrations_done(cluster, names)
+        assert not cluster["n1"].info("cluster-stable:size=5").startswith("ERROR")
+        client.close()
