@@ -66,7 +66,9 @@ class DataPlaneStats:
 class DataPlane:
     def __init__(self, node_id: int, outbox: Outbox, stores: Mapping[str, StorageEngine],
                  replication_factor: Mapping[str, int], migration: MigrationConfig,
-                 on_write_replicated=lambda tid: None):
+                 on_write_replicated=lambda tid: None, partitions: int = N_PARTITIONS):
+        """`partitions` < 4096 restricts the plane to pids 0..partitions-1 (a simulator that
+        only ever uses those digests saves the cost of the rest; every node must agree)."""
         self.node_id = node_id
         self.out = outbox
         self.stores = stores
@@ -75,12 +77,14 @@ class DataPlane:
         self.stats = DataPlaneStats()
         self.cluster_key = 0  # of the last completed exchange; 0 before the first balance
         self.partitions: dict[str, list[PartitionState]] = {
-            ns: [PartitionState() for _ in range(N_PARTITIONS)] for ns in stores}
+            ns: [PartitionState() for _ in range(partitions)] for ns in stores}
+        self.n_partitions = partitions
         self.migrations = Migrations(node_id, outbox, stores, migration, self._expects, self._emigrated,
                                      self._immigrated)
         self.replication = Replication(node_id, outbox, on_write_replicated)
         self._signalling: set[tuple[str, int]] = set()  # partitions with ALL_DONE unacked
         self.map_version = 0  # bumped whenever ownership or versions change (republish the map)
+        self._frozen = False  # between a cluster change and its exchange: versions must not move
 
     # -- versions ------------------------------------------------------------------------
 
@@ -88,7 +92,9 @@ class DataPlane:
         """At start-up: every partition with anything on disk is an isolated copy (spec §3.1)."""
         for ns, store in self.stores.items():
             for pid, state in enumerate(self.partitions[ns]):
-                state.version = ISOLATED if store.partition_count(pid) else Version()
+                has_data = store.partition_count(pid) or store.partition_entries(pid, now_s)  # tombstones count
+                state.version = ISOLATED if has_data else Version()
+        self.map_version += 1
 
     def local_versions(self) -> Versions:
         out: Versions = {}
@@ -103,16 +109,27 @@ class DataPlane:
     # -- membership events ---------------------------------------------------------------
 
     def on_cluster_changed(self, cluster_key: int) -> None:
-        """Migrations stop at once; routing stays as it is until the exchange completes."""
+        """Migrations stop at once; routing stays as it is until the exchange completes.
+
+        From now until the exchange completes the versions this node sent must not change
+        (every member plans from them), so late migration signals are ignored meanwhile."""
         self.migrations.reset(cluster_key)
         self.replication.cluster_key = cluster_key
+        self._frozen = True
 
     def on_orphaned(self) -> None:
+        """No cluster: partitions are unavailable here (spec §7.1, "frozen") until the next
+        exchange; the versions stay, to be exchanged when a cluster forms again."""
         self.migrations.reset(0)
+        self.cluster_key = 0
+        self._frozen = True
+        self._signalling = set()
+        self.map_version += 1
 
     def on_exchange_complete(self, event: ExchangeComplete, now_ms: int) -> None:
-        table = partition_table(event.succession, event.racks)
+        table = partition_table(event.succession, event.racks)[:self.n_partitions]
         self.cluster_key = event.cluster_key
+        self._frozen = False
         self.migrations.reset(event.cluster_key)
         self.replication.cluster_key = event.cluster_key
         self._signalling = set()
@@ -208,11 +225,19 @@ class DataPlane:
     def _immigrated(self, ns: str, pid: int, src: int) -> None:
         state = self.partitions[ns][pid]
         state.immigrating.discard(src)
+        final_master = state.replicas[0] == self.node_id
+        if final_master and src == state.working_master:
+            # The acting master's copy is in: serve from now on (it hands off on our DONE_ACK),
+            # and say so in our version, so that a new exchange before the duplicates are in
+            # still finds the copy that took the latest writes.
+            state.working_master = self.node_id
+            state.version = state.final_version
+            self.map_version += 1
         if state.immigrating:
             return
         state.version = state.final_version
         self.map_version += 1
-        if state.replicas[0] == self.node_id:
+        if final_master:
             state.working_master = self.node_id
             for dst in state.contingent:
                 self.migrations.emigrate(ns, pid, dst, CONTINGENT)
@@ -249,11 +274,14 @@ class DataPlane:
         return wake
 
     def _on_all_done(self, msg: MigrateAllDone) -> None:
-        if msg.cluster_key != self.cluster_key or msg.namespace not in self.partitions:
+        if msg.cluster_key != self.cluster_key or self._frozen or msg.namespace not in self.partitions:
             return
         state = self.partitions[msg.namespace][msg.pid]
-        if self.node_id not in state.replicas and state.version.has_data:
-            self._drop(msg.namespace, msg.pid, state)
+        if self.node_id not in state.replicas:
+            if state.working_master == self.node_id:  # ALL_DONE overtook our DONE_ACK
+                state.working_master = state.replicas[0]
+            if state.version.has_data:
+                self._drop(msg.namespace, msg.pid, state)
         self.out.fabric(msg.src, MigrateAllDoneAck(self.node_id, self.cluster_key, msg.namespace, msg.pid))
 
     # -- metrics ---------------------------------------------------------------------------
