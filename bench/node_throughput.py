@@ -1,16 +1,31 @@
 """Single-node throughput and CPU per operation, against the Python floor in the same run.
 
-For each case a load of pre-encoded 1 KiB-record requests is driven over several
-connections by separate loader processes; we report operations/s and the server
-process's CPU microseconds per operation (user + system, from /proc via psutil).
-The floor is bench/floor_server.py: the same framing, no work. Ratios = node / floor.
+For each case a load of pre-encoded 1 KiB-record requests (one bin "v" of 1024 bytes) is
+driven over several connections by separate loader processes, one request in flight per
+connection; we report operations/s and the server process's CPU microseconds per
+operation (user + system, from /proc via psutil, over the loaded interval only). Every
+reply is checked (result code 0; a read must return the bin). The floor is
+bench/floor_server.py: the same framing, a canned reply of the node's reply size, no work.
+Ratio = node CPU per op / floor CPU per op for the same kind of request.
 
-    python bench/node_throughput.py [--seconds 5] [--conns 4] [--records 10000]
+Cases: the floor (read-sized and write-sized replies), then for storage-engine memory and
+device (a file): reads of preloaded records and writes (updates of `--records` keys).
+
+    python bench/node_throughput.py [--seconds 3] [--conns 4] [--records 10000] [--repeat 1]
+    python bench/node_throughput.py --profile cprofile --profile-dir /tmp/prof   # one .prof per node case
+    python bench/node_throughput.py --profile py-spy --profile-dir /tmp/prof     # raw collapsed stacks
+
+With --profile the figures are inflated by the profiler; use them only to see where the
+time goes. With --repeat N the table shows medians over N rounds (ratios taken per round).
 """
 
 import argparse
 import multiprocessing as mp
+import os
+import shutil
+import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -28,6 +43,10 @@ from cluster.wire.digest import compute_digest  # noqa: E402
 from cluster.wire.message import FieldType, Info1, Info2, Message, OpType, value_op  # noqa: E402
 
 VALUE = b"v" * 1024
+_U64 = struct.Struct(">Q")
+RESULT_AT = 8 + 5  # proto header, then AS_MSG header: size info1 info2 info3 info4 result_code
+READ_REPLY = 8 + 22 + 8 + 1 + len(VALUE)  # what the node answers a read of one 1 KiB bin "v"
+WRITE_REPLY = 8 + 22
 
 
 def request(kind: str, i: int) -> bytes:
@@ -39,110 +58,184 @@ def request(kind: str, i: int) -> bytes:
                                    ops=[value_op(OpType.WRITE, "v", VALUE)]))
 
 
-def _recv_exact(sock, n):
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:
         chunk = sock.recv(n - len(buf))
         if not chunk:
             raise ConnectionError("closed")
         buf += chunk
-    return buf
+    return bytes(buf)
 
 
-def _loader(port: int, frames: list[bytes], seconds: float, out: mp.Queue) -> None:
+def _exchange(sock: socket.socket, frame: bytes) -> bytes:
+    sock.sendall(frame)
+    header = _recv_exact(sock, 8)
+    return header + _recv_exact(sock, _U64.unpack(header)[0] & 0xFFFFFFFFFFFF)
+
+
+def _loader(port: int, frames: list[bytes], reply_size: int, seconds: float, ready, go, out) -> None:
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    count, i, deadline = 0, 0, time.monotonic() + seconds
+    count = errors = i = 0
+    ready.put(None)
+    go.wait()
+    t0 = time.monotonic()
+    deadline = t0 + seconds
     while time.monotonic() < deadline:
         for _ in range(50):
-            sock.sendall(frames[i])
+            reply = _exchange(sock, frames[i])
             i = (i + 1) % len(frames)
-            header = _recv_exact(sock, 8)
-            _recv_exact(sock, struct.unpack(">Q", header)[0] & 0xFFFFFFFFFFFF)
+            if reply[RESULT_AT] != 0 or len(reply) != reply_size:
+                errors += 1
             count += 1
+    elapsed = time.monotonic() - t0
     sock.close()
-    out.put(count)
+    out.put((count, errors, elapsed))
 
 
-def drive(port: int, pid: int, frames: list[bytes], conns: int, seconds: float) -> tuple[float, float]:
-    """(ops per second, server CPU µs per op)."""
+def drive(port: int, pid: int, frames: list[bytes], reply_size: int, conns: int,
+          seconds: float) -> tuple[float, float]:
+    """(ops per second, server CPU µs per op) with `conns` loaders, one request in flight each."""
     proc = psutil.Process(pid)
-    out: mp.Queue = mp.Queue()
-    loaders = [mp.Process(target=_loader, args=(port, frames[i::conns], seconds, out)) for i in range(conns)]
-    cpu0 = sum(proc.cpu_times()[:2])
-    t0 = time.monotonic()
+    ready, out, go = mp.Queue(), mp.Queue(), mp.Event()
+    loaders = [mp.Process(target=_loader, args=(port, frames[i::conns], reply_size, seconds, ready, go, out))
+               for i in range(conns)]
     for p in loaders:
         p.start()
-    total = sum(out.get() for _ in loaders)
+    for _ in loaders:
+        ready.get(timeout=30)
+    cpu0 = sum(proc.cpu_times()[:2])
+    go.set()
+    results = [out.get(timeout=seconds + 60) for _ in loaders]
+    cpu = sum(proc.cpu_times()[:2]) - cpu0
     for p in loaders:
         p.join()
-    elapsed = time.monotonic() - t0
-    cpu = sum(proc.cpu_times()[:2]) - cpu0
-    return total / elapsed, cpu * 1e6 / max(total, 1)
+    total = sum(r[0] for r in results)
+    errors = sum(r[1] for r in results)
+    if errors:
+        raise RuntimeError(f"{errors} of {total} replies were not a success of the expected size")
+    return sum(r[0] / r[2] for r in results), cpu * 1e6 / max(total, 1)
 
 
-def floor_case(reply_bytes: int, frames, args) -> tuple[float, float]:
+def _wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def floor_case(reply_size: int, frames: list[bytes], args) -> tuple[float, float]:
     port = free_port_block(1)
-    srv = subprocess.Popen([sys.executable, str(Path(__file__).with_name("floor_server.py")), str(port), str(reply_bytes)])
+    body = reply_size - 8
+    srv = subprocess.Popen([sys.executable, str(Path(__file__).with_name("floor_server.py")), str(port), str(body)])
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        return drive(port, srv.pid, frames, args.conns, args.seconds)
+        _wait_listening(port)
+        return drive(port, srv.pid, frames, reply_size, args.conns, args.seconds)
     finally:
         srv.kill()
         srv.wait()
 
 
-def node_case(engine: str, kind: str, frames, preload, args, work: Path) -> tuple[float, float]:
+class ProfiledNode(LocalNode):
+    """A node run under a profiler: cProfile (a .prof written at exit) or py-spy (raw stacks)."""
+
+    def __init__(self, *a, profiler: str, out: Path, **kw):
+        super().__init__(*a, **kw)
+        self.profiler, self.out = profiler, out
+
+    def command(self) -> list[str]:
+        cmd = super().command()
+        if self.profiler == "cprofile":
+            return [cmd[0], "-m", "cProfile", "-o", str(self.out)] + cmd[1:]
+        spy = shutil.which("py-spy") or os.environ.get("PY_SPY", "py-spy")
+        return [spy, "record", "--rate", "250", "-f", "raw", "-o", str(self.out), "--"] + cmd
+
+    @property
+    def python_pid(self) -> int:
+        if self.profiler == "cprofile":
+            return self.proc.pid
+        return psutil.Process(self.proc.pid).children()[0].pid
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.profiler == "py-spy" and self.is_running():
+            os.kill(self.python_pid, signal.SIGTERM)  # py-spy writes its output once the node exits
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        super().stop(timeout)
+
+
+def node_case(engine: str, kind: str, frames, reply_size: int, preload, args, work: Path) -> tuple[float, float]:
     settings = [f"namespaces.test.storage-engine.type={engine}", "namespaces.test.storage-engine.filesize=512M",
-                "namespaces.test.storage-engine.data-size=512M"]
-    node = LocalNode(work / f"{engine}-{kind}", free_port_block(3), settings).start()
+                "namespaces.test.storage-engine.data-size=512M", "namespaces.test.replication-factor=1"]
+    port = free_port_block(3)
+    if args.profile:
+        suffix = "prof" if args.profile == "cprofile" else "txt"
+        out = Path(args.profile_dir).resolve() / f"{engine}-{kind}.{suffix}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        node = ProfiledNode(work / f"{engine}-{kind}", port, settings, profiler=args.profile, out=out)
+    else:
+        node = LocalNode(work / f"{engine}-{kind}", port, settings)
+    node.start()
     try:
-        _preload(node.port, preload)
-        return drive(node.port, node.proc.pid, frames, args.conns, args.seconds)
+        pid = node.python_pid if args.profile else node.proc.pid
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            for f in preload:
+                if _exchange(s, f)[RESULT_AT] != 0:
+                    raise RuntimeError("preload write failed")
+        return drive(port, pid, frames, reply_size, args.conns, args.seconds)
     finally:
         node.stop()
 
 
-def _preload(port: int, frames: list[bytes]) -> None:
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        for f in frames:
-            s.sendall(f)
-            header = _recv_exact(s, 8)
-            _recv_exact(s, struct.unpack(">Q", header)[0] & 0xFFFFFFFFFFFF)
+def one_round(args, reads, writes) -> list[tuple[str, str, float, float, float]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        floor_read = floor_case(READ_REPLY, reads, args)
+        floor_write = floor_case(WRITE_REPLY, writes, args)
+        rows.append(("floor", "read", *floor_read, 1.0))
+        rows.append(("floor", "write", *floor_write, 1.0))
+        for engine in ("memory", "device"):
+            ops, us = node_case(engine, "read", reads, READ_REPLY, writes, args, work)
+            rows.append((f"node/{engine}", "read", ops, us, us / floor_read[1]))
+            ops, us = node_case(engine, "write", writes, WRITE_REPLY, [], args, work)
+            rows.append((f"node/{engine}", "write", ops, us, us / floor_write[1]))
+    return rows
+
+
+GOALS = {"read": 2.0, "write": 3.0}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--conns", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=3.0, help="load duration of each case")
+    ap.add_argument("--conns", type=int, default=4, help="concurrent connections (one loader process each)")
     ap.add_argument("--records", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=1, help="rounds; the table shows medians")
+    ap.add_argument("--profile", choices=["cprofile", "py-spy"], help="run the node cases under a profiler")
+    ap.add_argument("--profile-dir", default="bench-profiles")
     args = ap.parse_args()
     reads = [request("read", i) for i in range(args.records)]
     writes = [request("write", i) for i in range(args.records)]
-    read_reply = 8 + 22 + 8 + 1 + len(VALUE)  # header + one 1 KiB bin, like the node's reply
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        floor_read = floor_case(read_reply, reads, args)
-        floor_write = floor_case(22, writes, args)
-        rows.append(("floor", "read", *floor_read, 1.0))
-        rows.append(("floor", "write", *floor_write, 1.0))
-        for engine in ("memory", "device"):
-            ops, us = node_case(engine, "read", reads, writes, args, work)
-            rows.append((f"node/{engine}", "read", ops, us, us / floor_read[1]))
-            ops, us = node_case(engine, "write", writes, [], args, work)
-            rows.append((f"node/{engine}", "write", ops, us, us / floor_write[1]))
-    print(f"{'server':<14}{'op':<7}{'ops/s':>10}{'cpu µs/op':>12}{'× floor':>9}")
-    for server, op, ops, us, ratio in rows:
-        print(f"{server:<14}{op:<7}{ops:>10.0f}{us:>12.1f}{ratio:>9.2f}")
+    rounds = [one_round(args, reads, writes) for _ in range(args.repeat)]
+    print(f"{args.conns} connections, {args.seconds:g} s per case, {args.records} records of 1 KiB"
+          f"{f', median of {args.repeat} rounds' if args.repeat > 1 else ''}"
+          f"{f' (under {args.profile}: inflated)' if args.profile else ''}")
+    print(f"{'server':<14}{'op':<7}{'ops/s':>10}{'cpu µs/op':>12}{'× floor':>9}{'goal':>7}")
+    for i, (server, op, *_) in enumerate(rounds[0]):
+        ops = statistics.median(r[i][2] for r in rounds)
+        us = statistics.median(r[i][3] for r in rounds)
+        ratio = statistics.median(r[i][4] for r in rounds)
+        goal = "" if server == "floor" else f"{'met' if ratio <= GOALS[op] else 'NOT'} ≤{GOALS[op]:g}"
+        print(f"{server:<14}{op:<7}{ops:>10.0f}{us:>12.1f}{ratio:>9.2f}  {goal}")
 
 
 if __name__ == "__main__":

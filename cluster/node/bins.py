@@ -22,34 +22,74 @@ _BIN_VALUE_HEAD = struct.Struct(">BI")
 _N_BINS = struct.Struct(">H")
 _I64 = struct.Struct(">q")
 _F64 = struct.Struct(">d")
+_U32 = struct.Struct(">I")
+_OP_HEAD = struct.Struct(">IBBBB")  # cluster.wire.message's op header
+_OP_READ = 1
+
+
+_pack_key_head, _unpack_key_head = _KEY_HEAD.pack, _KEY_HEAD.unpack_from
+_pack_value_head, _unpack_value_head = _BIN_VALUE_HEAD.pack, _BIN_VALUE_HEAD.unpack_from
+_pack_n_bins, _unpack_n_bins = _N_BINS.pack, _N_BINS.unpack_from
+_NO_KEY_HEAD = _KEY_HEAD.pack(0, 0)
+_NAME_LEN = [bytes((n,)) for n in range(256)]
+_NULL = int(ParticleType.NULL)
 
 
 def encode_payload(bins: Bins, key: tuple[int, bytes] | None) -> bytes:
-    kt, kv = key if key else (0, b"")
-    parts = [_KEY_HEAD.pack(kt, len(kv)), kv, _N_BINS.pack(len(bins))]
+    if key:
+        kt, kv = key
+        parts = [_pack_key_head(kt, len(kv)), kv, _pack_n_bins(len(bins))]
+    else:
+        parts = [_NO_KEY_HEAD, _pack_n_bins(len(bins))]
+    extend, name_len = parts.extend, _NAME_LEN
     for name, (ptype, value) in bins.items():
         raw = name.encode()
-        parts += [bytes((len(raw),)), raw, _BIN_VALUE_HEAD.pack(ptype, len(value)), value]
+        extend((name_len[len(raw)], raw, _pack_value_head(ptype, len(value)), value))
     return b"".join(parts)
 
 
 def decode_payload(payload: bytes) -> tuple[Bins, tuple[int, bytes] | None]:
-    kt, klen = _KEY_HEAD.unpack_from(payload)
-    pos = _KEY_HEAD.size
+    kt, klen = _unpack_key_head(payload)
+    pos = 5  # _KEY_HEAD.size
     key = (kt, payload[pos : pos + klen]) if kt else None
     pos += klen
-    (n_bins,) = _N_BINS.unpack_from(payload, pos)
-    pos += _N_BINS.size
+    (n_bins,) = _unpack_n_bins(payload, pos)
+    pos += 2  # _N_BINS.size
     bins: Bins = {}
     for _ in range(n_bins):
         nlen = payload[pos]
         name = payload[pos + 1 : pos + 1 + nlen].decode()
         pos += 1 + nlen
-        ptype, vlen = _BIN_VALUE_HEAD.unpack_from(payload, pos)
-        pos += _BIN_VALUE_HEAD.size
+        ptype, vlen = _unpack_value_head(payload, pos)
+        pos += 5  # _BIN_VALUE_HEAD.size
         bins[name] = (ptype, payload[pos : pos + vlen])
         pos += vlen
     return bins, key
+
+
+def read_all_ops(payload: bytes) -> tuple[int, bytes]:
+    """Every bin of a stored payload as READ ops in wire form: (number of ops, their bytes).
+
+    Byte for byte what `message.encode` writes for `Op(READ, ptype, name, value)` of each
+    bin `decode_payload` gives, in the same order, without building the bins: a get-all
+    read can answer `encode_header_only(..., n_ops=n) + ops` straight from storage.
+    """
+    (klen,) = _U32.unpack_from(payload, 1)
+    pos = 5 + klen
+    (n_bins,) = _unpack_n_bins(payload, pos)
+    pos += 2
+    parts: list[bytes | memoryview] = []
+    extend, pack_op = parts.extend, _OP_HEAD.pack
+    with memoryview(payload) as view:
+        for _ in range(n_bins):
+            nlen = payload[pos]
+            name_end = pos + 1 + nlen
+            ptype, vlen = _unpack_value_head(payload, name_end)
+            start = name_end + 5
+            extend((pack_op(4 + nlen + vlen, _OP_READ, ptype, 0, nlen), view[pos + 1 : name_end],
+                    view[start : start + vlen]))
+            pos = start + vlen
+        return n_bins, b"".join(parts)
 
 
 def check_bin_name(name: str) -> None:
@@ -59,8 +99,10 @@ def check_bin_name(name: str) -> None:
 
 def write(bins: Bins, name: str, ptype: int, value: bytes) -> None:
     """WRITE op: a NULL particle removes the bin."""
-    check_bin_name(name)
-    if ptype == ParticleType.NULL:
+    # check_bin_name, inlined: an ASCII name's length is its UTF-8 length
+    if not name or (len(name) if name.isascii() else len(name.encode())) > MAX_BIN_NAME:
+        check_bin_name(name)
+    if ptype == _NULL:
         bins.pop(name, None)
         return
     particles.validate(ptype, value)

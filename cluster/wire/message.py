@@ -17,6 +17,9 @@ HEADER_SIZE = 22
 _HEADER = struct.Struct(">BBBBBBIIIHH")
 _FIELD_HEAD = struct.Struct(">IB")
 _OP_HEAD = struct.Struct(">IBBBB")
+_unpack_header, _pack_header = _HEADER.unpack_from, _HEADER.pack
+_unpack_field, _pack_field = _FIELD_HEAD.unpack_from, _FIELD_HEAD.pack
+_unpack_op, _pack_op = _OP_HEAD.unpack_from, _OP_HEAD.pack
 
 
 class Info1:
@@ -117,51 +120,63 @@ def _bad(message: str) -> AerospikeError:
 
 
 def parse_fields_and_ops(body, pos: int, n_fields: int, n_ops: int) -> tuple[dict[int, bytes], list[Op], int]:
-    """Parse `n_fields` fields then `n_ops` ops from `pos`; shared by AS_MSG and batch rows."""
+    """Parse `n_fields` fields then `n_ops` ops from `pos`; shared by AS_MSG and batch rows.
+
+    On the node's hot path, so written for CPython's speed: a header running past the end
+    is caught as struct.error rather than tested for, and slices of a `bytes` body are
+    already bytes (a bytearray or memoryview body has its slices copied to bytes).
+    """
     end = len(body)
+    copy = type(body) is not bytes
     fields: dict[int, bytes] = {}
-    for _ in range(n_fields):
-        if end - pos < 5:
-            raise _bad("truncated field header")
-        size, ftype = _FIELD_HEAD.unpack_from(body, pos)
-        if size < 1 or pos + 4 + size > end:
-            raise _bad(f"field {ftype} of size {size} overruns the message")
-        fields[ftype] = bytes(body[pos + 5 : pos + 4 + size])
-        pos += 4 + size
+    if n_fields:
+        unpack_field = _unpack_field
+        for _ in range(n_fields):
+            try:
+                size, ftype = unpack_field(body, pos)
+            except struct.error:
+                raise _bad("truncated field header") from None
+            nxt = pos + 4 + size
+            if not size or nxt > end:
+                raise _bad(f"field {ftype} of size {size} overruns the message")
+            fields[ftype] = bytes(body[pos + 5 : nxt]) if copy else body[pos + 5 : nxt]
+            pos = nxt
     ops: list[Op] = []
-    for _ in range(n_ops):
-        if end - pos < 8:
-            raise _bad("truncated op header")
-        size, op, ptype, _version, name_len = _OP_HEAD.unpack_from(body, pos)
-        if size < 4 + name_len or pos + 4 + size > end:
-            raise _bad(f"op of size {size} overruns the message")
-        name_end = pos + 8 + name_len
-        try:
-            name = bytes(body[pos + 8 : name_end]).decode("utf-8")
-        except UnicodeDecodeError:
-            raise _bad("bin name is not UTF-8") from None
-        ops.append(Op(op, ptype, name, bytes(body[name_end : pos + 4 + size])))
-        pos += 4 + size
+    if n_ops:
+        unpack_op = _unpack_op
+        for _ in range(n_ops):
+            try:
+                size, op, ptype, _version, name_len = unpack_op(body, pos)
+            except struct.error:
+                raise _bad("truncated op header") from None
+            nxt = pos + 4 + size
+            if size < 4 + name_len or nxt > end:
+                raise _bad(f"op of size {size} overruns the message")
+            name_end = pos + 8 + name_len
+            try:
+                name = str(body[pos + 8 : name_end], "utf-8")
+            except UnicodeDecodeError:
+                raise _bad("bin name is not UTF-8") from None
+            ops.append(Op(op, ptype, name, bytes(body[name_end:nxt]) if copy else body[name_end:nxt]))
+            pos = nxt
     return fields, ops, pos
 
 
 def encode_fields_and_ops(parts: list[bytes], fields: dict[int, bytes], ops: list[Op]) -> None:
+    pack_field, pack_op, extend = _pack_field, _pack_op, parts.extend
     for ftype, data in fields.items():
-        parts.append(_FIELD_HEAD.pack(len(data) + 1, ftype))
-        parts.append(data)
+        extend((pack_field(len(data) + 1, ftype), data))
     for op in ops:
         name = op.name.encode("utf-8")
-        parts.append(_OP_HEAD.pack(4 + len(name) + len(op.value), op.op, op.ptype, 0, len(name)))
-        parts.append(name)
-        parts.append(op.value)
+        value = op.value
+        extend((pack_op(4 + len(name) + len(value), op.op, op.ptype, 0, len(name)), name, value))
 
 
 def parse(body: bytes | memoryview, offset: int = 0) -> tuple[Message, int]:
     """Parse one AS_MSG starting at `offset`; return it and the offset just past it."""
-    end = len(body)
-    if end - offset < HEADER_SIZE:
+    if len(body) - offset < HEADER_SIZE:
         raise _bad("AS_MSG shorter than its header")
-    (hsz, i1, i2, i3, i4, rc, gen, ttl, tttl, n_fields, n_ops) = _HEADER.unpack_from(body, offset)
+    (hsz, i1, i2, i3, i4, rc, gen, ttl, tttl, n_fields, n_ops) = _unpack_header(body, offset)
     if hsz != HEADER_SIZE:
         raise _bad(f"AS_MSG header size {hsz}")
     fields, ops, pos = parse_fields_and_ops(body, offset + HEADER_SIZE, n_fields, n_ops)
@@ -170,14 +185,21 @@ def parse(body: bytes | memoryview, offset: int = 0) -> tuple[Message, int]:
 
 def encode(msg: Message) -> bytes:
     """The AS_MSG bytes (no proto header)."""
-    parts = [
-        _HEADER.pack(
-            HEADER_SIZE, msg.info1, msg.info2, msg.info3, msg.info4, msg.result_code,
-            msg.generation & 0xFFFFFFFF, msg.record_ttl & 0xFFFFFFFF, msg.transaction_ttl & 0xFFFFFFFF,
-            len(msg.fields), len(msg.ops),
-        )
-    ]
-    encode_fields_and_ops(parts, msg.fields, msg.ops)
+    fields, ops = msg.fields, msg.ops
+    head = _pack_header(
+        HEADER_SIZE, msg.info1, msg.info2, msg.info3, msg.info4, msg.result_code,
+        msg.generation & 0xFFFFFFFF, msg.record_ttl & 0xFFFFFFFF, msg.transaction_ttl & 0xFFFFFFFF,
+        len(fields), len(ops),
+    )
+    if not fields and len(ops) == 1:  # a single-bin reply: the common read
+        op = ops[0]
+        name = op.name.encode("utf-8")
+        value = op.value
+        return b"".join((head, _pack_op(4 + len(name) + len(value), op.op, op.ptype, 0, len(name)), name, value))
+    if not fields and not ops:
+        return head
+    parts = [head]
+    encode_fields_and_ops(parts, fields, ops)
     return b"".join(parts)
 
 
@@ -186,7 +208,8 @@ def encode_frame(msg: Message) -> bytes:
 
 
 def encode_header_only(result_code: int, generation: int = 0, void_time: int = 0,
-                       info3: int = 0, transaction_ttl: int = 0) -> bytes:
-    """A reply with no fields or ops: writes, deletes, exists and errors."""
-    return _HEADER.pack(HEADER_SIZE, 0, 0, info3, 0, result_code, generation, void_time,
-                        transaction_ttl, 0, 0)
+                       info3: int = 0, transaction_ttl: int = 0, n_ops: int = 0) -> bytes:
+    """A reply with no fields or ops (writes, deletes, exists and errors), or the header of
+    one whose `n_ops` ops the caller appends already encoded (bins.read_all_ops)."""
+    return _pack_header(HEADER_SIZE, 0, 0, info3, 0, result_code, generation, void_time,
+                        transaction_ttl, 0, n_ops)

@@ -34,6 +34,9 @@ class ParticleType(IntEnum):
 
 BLOB_TYPES = frozenset({4, 7, 8, 9, 10, 11, 12, 18})
 KNOWN_TYPES = frozenset(int(t) for t in ParticleType)
+# known types whose bytes `validate` accepts as they are
+_OPAQUE_TYPES = KNOWN_TYPES - {ParticleType.INTEGER, ParticleType.FLOAT, ParticleType.BOOL,
+                               ParticleType.LIST, ParticleType.MAP}
 
 _I64 = struct.Struct(">q")
 _F64 = struct.Struct(">d")
@@ -140,6 +143,8 @@ def decode(ptype: int, data: bytes) -> object:
 
 def validate(ptype: int, data: bytes) -> None:
     """Check a value the node is asked to store, without building Python objects for it."""
+    if ptype in _OPAQUE_TYPES:  # strings, blobs, GeoJSON: any bytes are accepted
+        return
     if ptype == ParticleType.INTEGER:
         decode_int(data)
     elif ptype == ParticleType.FLOAT:

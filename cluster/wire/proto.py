@@ -20,6 +20,10 @@ MAX_BODY = 128 * 1024 * 1024  # PROTO_SIZE_MAX on both sides
 
 _U64 = struct.Struct(">Q")
 _SIZE_MASK = (1 << 48) - 1
+_pack_u64, _unpack_u64 = _U64.pack, _U64.unpack
+_VERSION_BITS = VERSION << 56
+# (version << 8 | type) of every frame we accept: checked with one set lookup
+_GOOD_VERSION_TYPES = frozenset((VERSION << 8) | t for t in KNOWN_TYPES)
 
 
 class ProtoError(AerospikeError):
@@ -30,19 +34,22 @@ class ProtoError(AerospikeError):
 
 
 def pack_header(msg_type: int, body_len: int) -> bytes:
-    return _U64.pack((VERSION << 56) | (msg_type << 48) | body_len)
+    return _pack_u64(_VERSION_BITS | (msg_type << 48) | body_len)
 
 
 def frame(msg_type: int, body: bytes) -> bytes:
-    return pack_header(msg_type, len(body)) + body
+    return _pack_u64(_VERSION_BITS | (msg_type << 48) | len(body)) + body
 
 
 def unpack_header(header: bytes) -> tuple[int, int]:
     """Return (type, body length) or raise ProtoError for a frame we refuse."""
-    (word,) = _U64.unpack(header)
-    version = word >> 56
-    msg_type = (word >> 48) & 0xFF
+    (word,) = _unpack_u64(header)
     size = word & _SIZE_MASK
+    version_type = word >> 48
+    if version_type in _GOOD_VERSION_TYPES and size <= MAX_BODY:
+        return version_type & 0xFF, size
+    version = word >> 56
+    msg_type = version_type & 0xFF
     if version != VERSION:
         raise ProtoError(f"bad proto version {version}")
     if msg_type not in KNOWN_TYPES:
