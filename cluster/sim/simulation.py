@@ -144,21 +144,31 @@ class Simulation:
             self._push(fault.at_ms * 1000, _FAULT, fault)
         self._push(self.config.fault_ms * 1000, _FAULT, Fault(self.config.fault_ms, "faults_stop"))
         end = (self.config.fault_ms + self.config.settle_ms) * 1000
-        queue, pop, nodes = self._queue, heapq.heappop, self.nodes
+        queue, pop, nodes, lines, wire = self._queue, heapq.heappop, self.nodes, self._trace_lines, self._wire
         while queue and not self._done:
             at, kind, _, a, b = pop(queue)
             if at > end:
                 break
             self.now_us = at
-            if kind == _DELIVER:  # inlined: most events are deliveries
+            if kind == _DELIVER:  # inlined: most events are deliveries, most deliveries pulses
                 generation, src, msg = b
                 node = nodes[a]
                 if node.generation != generation or node.membership is None:
                     continue  # sent to a previous life, or crashed
                 if node.paused:
                     node.inbox.append((src, msg))
-                else:
+                elif wire or type(msg) is not Pulse:
                     self._receive(node, src, msg)
+                else:  # _receive's steps for a pulse
+                    self.messages += 1
+                    lines.append((at, src, a, "Pulse"))
+                    if len(lines) >= _TRACE_CHUNK:
+                        self._digest_trace()
+                    membership = node.membership
+                    membership.step(msg, at // 1000)
+                    if membership.has_ready():
+                        self._flush(node)
+                        self._schedule_tick(node)
             elif kind == _TICK:
                 self._tick(a, b)
             elif kind == _FAULT:
