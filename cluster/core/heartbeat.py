@@ -19,7 +19,7 @@ a ``Pulse`` to every known mesh endpoint each ``interval`` ms, and the events
 
 from dataclasses import dataclass
 
-from .effects import AdjacencyChanged, NodeArrived, NodeDeparted, Outbox
+from .effects import AdjacencyChanged, HeartbeatSend, NodeArrived, NodeDeparted, Outbox
 from .messages import Pulse
 from .partition_balance import MAX_CLUSTER_SIZE
 
@@ -260,6 +260,4 @@ class Heartbeat:
             self.succession,
             self.sequence,
         )
-        send = self._out.pulse
-        for endpoint in self._mesh:
-            send(endpoint, pulse)
+        self._out.sends += [HeartbeatSend(endpoint, pulse) for endpoint in self._mesh]  # Outbox.pulse, for each

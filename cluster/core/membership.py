@@ -70,15 +70,18 @@ class Membership:
         self.exchange.local_versions = versions
 
     def tick(self, now_ms: int) -> None:
+        out = self._out
         self.heartbeat.tick(now_ms)
-        self._settle(now_ms)
+        if out.unrouted or out.loopback:
+            self._settle(now_ms)
         # Clustering and exchange ticks before their deadlines are no-ops: skip them.
         if self.clustering.next_deadline(now_ms) <= now_ms:
             self.clustering.tick(now_ms)
         due = self.exchange.next_deadline()
         if due is not None and due <= now_ms:
             self.exchange.tick(now_ms)
-        self._settle(now_ms)
+        if out.unrouted or out.loopback:
+            self._settle(now_ms)
 
     def next_deadline(self, now_ms: int) -> int:
         """The earliest ms at which ``tick`` can have an effect (next pulse, expiry check,
