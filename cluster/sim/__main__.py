@@ -20,6 +20,7 @@ def _parse(argv) -> argparse.Namespace:
     p.add_argument("--min-cluster-size", type=int, default=SimConfig.min_cluster_size)
     p.add_argument("--quantum-ms", type=int, default=None)
     p.add_argument("--wire", action="store_true", help="pass every message through encode/decode")
+    p.add_argument("--data", action="store_true", help="the simulator with data (see --data --help)")
     args = p.parse_args(argv)
     if args.nodes < 1 or args.seeds < 1:
         p.error("--nodes and --seeds must be >= 1")
@@ -47,6 +48,10 @@ def report_failure(result: SimResult) -> None:
 
 
 def main(argv=None) -> int:
+    if "--data" in (sys.argv[1:] if argv is None else argv):
+        from .data import main as data_main
+
+        return data_main(argv)
     args = _parse(argv)
     if args.seed is not None:
         result = Simulation(_config(args, args.seed)).run()
