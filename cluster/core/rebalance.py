@@ -150,11 +150,28 @@ def plan_partition(pid: int, seq: Sequence[int], rf: int, versions: Mapping[int,
 
 def balance_namespace(table: Sequence[Sequence[int]], rf: int, versions_by_node: Mapping[int, Mapping[int, int]],
                       cluster_key: int, self_id: int) -> list[PartitionPlan]:
-    """Plans for all partitions; `versions_by_node` maps node -> pid -> packed version."""
+    """Plans for all partitions; `versions_by_node` maps node -> pid -> packed version.
+
+    A plan depends only on the versions in sequence order and on our position, so it is
+    computed once per distinct such pattern (a handful in a 4096-partition table) on
+    positions, then relabelled with each partition's nodes."""
+    empty: Mapping[int, int] = {}
     plans = []
+    cache: dict[tuple, PartitionPlan] = {}
     for pid, seq in enumerate(table):
-        versions = {n: unpack(versions_by_node.get(n, {}).get(pid, NO_VERSION)) for n in seq}
-        plans.append(plan_partition(pid, seq, rf, versions, cluster_key, self_id))
+        packed = tuple(versions_by_node.get(n, empty).get(pid, NO_VERSION) for n in seq)
+        pos = seq.index(self_id)
+        rel = cache.get((packed, pos))
+        if rel is None:
+            positions = tuple(range(len(seq)))
+            rel = plan_partition(0, positions, rf, dict(zip(positions, map(unpack, packed), strict=True)),
+                                 cluster_key, pos)
+            cache[(packed, pos)] = rel
+        plans.append(PartitionPlan(
+            pid, tuple(seq[i] for i in rel.replicas), seq[rel.working_master],
+            frozenset(seq[i] for i in rel.immigrate_from), tuple((seq[i], k) for i, k in rel.emigrate_to),
+            tuple(seq[i] for i in rel.contingent_to), tuple(seq[i] for i in rel.witnesses),
+            rel.version, rel.final_version, rel.drop, tuple(seq[i] for i in rel.duplicates)))
     return plans
 
 
