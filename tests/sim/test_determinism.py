@@ -33,3 +33,32 @@ def test_same_digest_across_processes_with_different_hash_seeds():
         return out.rsplit("digest ", 1)[1].strip()
 
     assert run_cli(1) == run_cli(2) == digest(seed=42, nodes=4, fault_ms=8000)
+
+
+def tick_always(m):
+    """Every tick does everything: no deadline lets the simulator or Membership skip one."""
+    m.next_deadline = lambda now_ms: now_ms
+    m.clustering.next_deadline = lambda now_ms: now_ms
+    m.exchange.next_deadline = lambda: 0
+
+
+def test_skipping_ticks_before_the_deadline_changes_nothing():
+    # next_deadline promises that earlier ticks are no-ops: ticking on every 75 ms grid
+    # point instead must give the very same run.
+    from cluster.core.membership import Membership
+
+    def factory(*args, **kwargs):
+        m = Membership(*args, **kwargs)
+        tick_always(m)
+        return m
+
+    configs = [
+        *(SimConfig(seed=s) for s in range(6)),
+        SimConfig(seed=7, nodes=7, min_cluster_size=3),
+        SimConfig(seed=8, nodes=4, quantum_ms=500),
+        SimConfig(seed=9, nodes=3, wire=True),
+    ]
+    for config in configs:
+        skipping = Simulation(config).run()
+        every = Simulation(config, membership_factory=factory).run()
+        assert (skipping.digest, skipping.messages) == (every.digest, every.messages), config
