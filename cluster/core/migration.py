@@ -118,6 +118,10 @@ class Migrations:
         self._queue: list[tuple[int, int, int, Emigration]] = []  # (kind order, size, id, emigration)
         self._active: dict[int, Emigration] = {}
         self._delayed: list[Emigration] = []  # EAGAIN'd, waiting for retry_at
+        # migrate-sleep follows a record even when it was its partition's last, as a real
+        # emigration thread sleeps before it moves on: a finished emigration leaves its
+        # next-send time to the next one started
+        self._sleep_until: list[int] = []
         self._immigrations: dict[tuple[int, int], Immigration] = {}
         self._next_id = 1
 
@@ -128,6 +132,7 @@ class Migrations:
         self.cluster_key = cluster_key
         self.allowed = False
         self._queue, self._active, self._delayed, self._immigrations = [], {}, [], {}
+        self._sleep_until = []
 
     def allow(self) -> None:
         self.allowed = True
@@ -165,6 +170,8 @@ class Migrations:
         while self._queue and len(self._active) < threads:
             em = heapq.heappop(self._queue)[-1]
             em.state = STARTING
+            if self._sleep_until:  # the sleep owed by the "thread" that ran the last partition
+                em.next_send_at = heapq.heappop(self._sleep_until)
             self._active[em.emig_id] = em
             self._send_start(em, now_ms)
         wake = [e.retry_at for e in self._delayed]
@@ -244,6 +251,7 @@ class Migrations:
             if em is not None and em.dst == msg.src and em.state == DONE_SENT:
                 em.state = FINISHED
                 del self._active[msg.emig_id]
+                heapq.heappush(self._sleep_until, em.next_send_at)
                 self.on_emigrated(em)
 
     def _on_start(self, msg: MigrateStart, now_s: int) -> None:
