@@ -1,10 +1,5 @@
-"""`locust -f workloads/ycsb.py` through the real CLI, against real node processes on loopback.
+"""`locust -f workloads/ycsb.py` through the real CLI, against real node processes on loopback."""
 
-The kill-one-of-three test needs replication (surviving copies of the dead node's
-partitions); it is skipped until the node replicates, or with REFCLUSTER_MULTINODE=1 forced.
-"""
-
-import os
 import re
 import subprocess
 import sys
@@ -27,10 +22,6 @@ WORKLOAD_OPS = {
     "f": {"READ", "UPDATE", "READ-MODIFY-WRITE"},
 }
 FAILURE_NAME = re.compile(r"AerospikeError -?\d+ [A-Z_0-9]+")
-needs_replication = pytest.mark.skipif(
-    os.environ.get("REFCLUSTER_MULTINODE") != "1",
-    reason="reads of a dead node's keys need replication; set REFCLUSTER_MULTINODE=1",
-)
 
 
 def locust_command(run_dir: Path, *args: str, users: int = 4, run_time: str = "10s") -> list[str]:
@@ -162,7 +153,6 @@ def test_killing_the_only_node_shows_failures_by_result_code(tmp_path, node):
     assert_failures_by_result_code(result, run_dir)
 
 
-@needs_replication
 def test_killing_one_of_three_nodes_shows_failures_then_recovers(tmp_path):
     with LocalCluster(nodes=3, rf=2, run_dir=tmp_path / "cluster") as cluster:
         hosts = ",".join(f"{h}:{p}" for h, p in cluster.seeds())
