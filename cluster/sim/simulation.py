@@ -1,8 +1,17 @@
 """A deterministic simulator: N membership cores on a seeded clock and network.
 
-Everything happens through one event queue ordered by (simulated ms, insertion order), and
-every random choice comes from one ``random.Random(seed)``, so a seed replays byte for byte;
-``SimResult.digest`` hashes the full trace (deliveries, events, faults) to prove it.
+Everything happens through one event queue ordered by (simulated µs, kind: ticks before
+deliveries before faults before checks, insertion order), and every random choice comes
+from one ``random.Random(seed)``, so a seed replays byte for byte; ``SimResult.digest``
+hashes the full trace (deliveries, events, faults) to prove it.
+
+Time: each node ticks on its own grid of ``tick_ms`` (75 ms, random phase), as the real
+driver does, but grid points before ``Membership.next_deadline`` are skipped — ticks there
+are no-ops, so the run is the same (tests/sim/test_determinism.py checks the digests).
+In the steady state that is one tick per heartbeat interval instead of two.
+
+Messages are passed as objects (they are immutable); with ``wire`` they travel as the
+codec's bytes, a broadcast encoded once and each distinct message decoded once.
 
 Network: each message gets a delay (0.1–1 ms, up to the current ``delay`` fault), may be
 dropped (``loss`` fault), and is blocked by partitions (per direction, so partitions can be
