@@ -130,6 +130,7 @@ class Clustering:
         self._out = outbox
         self._rng = rng  # anything with getrandbits(n), e.g. random.Random(seed)
         self._timing_key: tuple | None = None
+        self._tick_clique: tuple[int, ...] | None = None  # the orphan clique, cached during tick()
         self._timing: Timing | None = None
         # register
         self.cluster_key = 0
@@ -202,13 +203,17 @@ class Clustering:
 
     def tick(self, now_ms: int) -> None:
         t = self.timing
-        self._tick_round(now_ms, t)
-        if self.succession and not self.synced:
-            self._tick_sync(now_ms, t)
-        if self.is_orphan:
-            self._tick_join(now_ms, t)
-        if now_ms >= self._quantum_due(t) or self._loss_settled():
-            self._start_quantum(now_ms, t)
+        self._tick_clique = ()  # nothing a tick does changes what the heartbeat sees: compute it once
+        try:
+            self._tick_round(now_ms, t)
+            if self.succession and not self.synced:
+                self._tick_sync(now_ms, t)
+            if self.is_orphan:
+                self._tick_join(now_ms, t)
+            if now_ms >= self._quantum_due(t) or self._loss_settled():
+                self._start_quantum(now_ms, t)
+        finally:
+            self._tick_clique = None
 
     def step(self, msg, now_ms: int) -> None:
         handler = getattr(self, "_on_" + type(msg).__name__)
@@ -351,7 +356,12 @@ class Clustering:
         )
 
     def _orphan_clique(self) -> tuple[int, ...]:
-        return self.hb.maximal_clique(n for n in self.hb.adjacency if self._peer_is_orphan(n))
+        if self._tick_clique:
+            return self._tick_clique
+        clique = self.hb.maximal_clique(n for n in self.hb.adjacency if self._peer_is_orphan(n))
+        if self._tick_clique is not None:  # within tick()
+            self._tick_clique = clique
+        return clique
 
     def _peer_is_orphan(self, node: int) -> bool:
         peer = self.hb.adjacency.get(node)
