@@ -182,11 +182,14 @@ class Clustering:
         return self.principal == self.node_id
 
     def next_deadline(self, now_ms: int) -> int:
-        """The earliest ms at which ``tick`` may act. While anything is in flight (a round, an
-        unsynced register, faults awaiting a quantum, orphan joining) that is ``now_ms``: the
-        outcome depends on what arrives, not only on time. Otherwise the next quantum."""
-        if self._round is not None or self._faults or not self.synced or self.cluster_key == 0:
+        """The earliest ms at which ``tick`` may act: ``now_ms`` while a round is in flight,
+        the register is not synced or we are orphan (what a tick does then depends on what
+        the latest pulses say); otherwise the quantum's end, or now if a loss has already
+        settled (``_loss_settled`` reads only state that changes with heartbeat events)."""
+        if self._round is not None or not self.synced or self.cluster_key == 0:
             return now_ms
+        if self._faults:
+            return now_ms if self._loss_settled() else self._quantum_due(self.timing)
         return self._quantum_start + self.timing.quantum
 
     # --- inputs ----------------------------------------------------------------------
