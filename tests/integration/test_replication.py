@@ -17,9 +17,11 @@ FAST = ["network.heartbeat.interval=100", "service.quantum-interval-ms=200"]
 
 
 def client_for(cluster: LocalCluster) -> aerospike.Client:
-    config = {"hosts": cluster.seeds(), "policies": {"write": {"total_timeout": 2000, "max_retries": 2},
-                                                       "read": {"total_timeout": 2000, "max_retries": 3}}}
-    return aerospike.client(config).connect()
+    # As a production client would: retry (with a pause) through the moment a cluster
+    # re-forms, when nodes answer PARTITION_UNAVAILABLE (11) as the real server does. A
+    # retried write is safe: 11 means it was not applied.
+    retry = {"total_timeout": 5000, "max_retries": 10, "sleep_between_retries": 200}
+    return aerospike.client({"hosts": cluster.seeds(), "policies": {"write": retry, "read": retry}}).connect()
 
 
 def ns_stats(cluster: LocalCluster, name: str) -> dict[str, str]:
