@@ -193,3 +193,26 @@ def test_migration_throttles(tmp_path):
         wait_migrations_done(cluster, names)
         assert not cluster["n1"].info("cluster-stable:size=4").startswith("ERROR")
         client.close()
+
+
+def test_replica_writes_are_accepted_under_stop_writes(tmp_path):
+    """n2 in stop-writes refuses client writes it masters (8) but stores n1's replica writes."""
+    with LocalCluster(nodes=2, rf=2, run_dir=tmp_path / "c", settings=FAST) as cluster:
+        client = client_for(cluster)
+        assert cluster["n2"].info("set-config:context=namespace;id=test;stop-writes-used-pct=0") == "ok"
+        time.sleep(0.5)  # stop-writes is re-evaluated every housekeeping tick
+        assert ns_stats(cluster, "n2")["stop_writes"] == "true"
+        written, refused = [], 0
+        for i in range(400):
+            try:
+                client.put(key(i), {"i": i})
+                written.append(i)
+            except ex.ServerFull:
+                refused += 1
+        assert written and refused, (len(written), refused)  # each node masters about half
+        # the copies n2 took as a replica are the only ones left once n1 is gone
+        cluster.kill("n1")
+        cluster.wait_converged()
+        for i in written:
+            assert client.get(key(i))[2] == {"i": i}
+        client.close()
