@@ -1,7 +1,7 @@
 """Fabric messages of the data plane: replica writes, migration, proxying.
 
 They share the membership codec (messages.py). Message codes 40-59; names follow the
-real server's operations (spec §6.4, §7.2, §7.5), but a migration carries records in
+real server's operations (spec §6.4, §7.2, §7.4, §7.5), but a migration carries records in
 batches (`MigrateRecords`) rather than one INSERT per record: in Python the per-message
 cost would otherwise dominate the migration rate.
 """
@@ -110,6 +110,23 @@ class ProxyResponse:
     src: int
     tid: int
     reply: bytes
+
+
+@_message(52)
+class DupRequest:
+    """Duplicate resolution: the working master asks a duplicate holder for its copy."""
+
+    src: int
+    tid: int
+    namespace: str
+    digest: bytes
+
+
+@_message(53)
+class DupResponse:
+    src: int
+    tid: int
+    images: tuple[RecordImage, ...]  # empty: no copy (or an expired one)
 
 
 MIGRATION_MESSAGES = (MigrateStart, MigrateStartAck, MigrateRecords, MigrateRecordsAck, MigrateDone,

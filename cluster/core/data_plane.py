@@ -54,6 +54,7 @@ class PartitionState:
     signals_pending: dict[int, int] = field(default_factory=dict)  # witness -> ALL_DONE sent at
     version: Version = Version()
     final_version: Version = Version()
+    duplicates: tuple[int, ...] = ()  # nodes holding other lineages to merge (rebalance.py)
 
 
 @dataclass
@@ -149,6 +150,7 @@ class DataPlane:
         state.contingent_pending = set(plan.contingent_to)
         state.witnesses, state.signals_pending = plan.witnesses, {}
         state.version, state.final_version = plan.version, plan.final_version
+        state.duplicates = plan.duplicates
         if plan.drop:
             self._drop(ns, plan.pid, state)
         for dst, kind in plan.emigrate_to:
@@ -172,6 +174,19 @@ class DataPlane:
         if not write and self.node_id in state.replicas and not state.immigrating:
             return LOCAL, self.node_id
         return PROXY, state.working_master
+
+    def dup_sources(self, ns: str, pid: int) -> tuple[int, ...]:
+        """Duplicates a write here must consult first (spec §7.4): the ones not merged in yet.
+
+        The final master knows when a duplicate's migration is in; an acting master does not
+        (the duplicates migrate to the final master), so it consults them until it hands off.
+        """
+        state = self.partitions[ns][pid]
+        if state.working_master != self.node_id:
+            return ()
+        if state.replicas[0] != self.node_id:
+            return tuple(n for n in state.duplicates if n != self.node_id)
+        return tuple(n for n in state.duplicates if n in state.immigrating)
 
     def replica_targets(self, ns: str, pid: int) -> tuple[int, ...]:
         return tuple(n for n in self.partitions[ns][pid].replicas if n != self.node_id)

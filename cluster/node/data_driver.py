@@ -6,6 +6,9 @@ batches, retransmits), and gives the transaction layer three awaitable services:
 * `replicated(ns, digest)`: send the record's current image to the partition's replicas and
   wait until all acked — or until the transaction's deadline, then TIMEOUT (9), the master's
   copy staying written (spec §7.3);
+* `resolve_duplicates(ns, digest, nodes, deadline)`: before a write on a partition whose
+  duplicates (a healed split, a restarted node) are not merged in yet, fetch their copies of
+  the record and keep the best by the namespace's policy (spec §7.4);
 * `proxy(node, body, hops, deadline)`: forward a client's AS_MSG to the node that serves
   its partition and wait for the reply it would have sent (spec §7.5);
 * `route(ns, pid, write)`, straight from the data plane.
@@ -16,12 +19,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from cluster.core.data_messages import ProxyRequest, ProxyResponse
+from cluster.core.data_messages import DupRequest, DupResponse, ProxyRequest, ProxyResponse
 from cluster.core.data_plane import DataPlane
 from cluster.core.effects import Outbox
 from cluster.core.messages import encode
 from cluster.core.migration import MigrationConfig
-from cluster.core.records import image_of
+from cluster.core.records import apply_if_better, image_of
 from cluster.node.membership_driver import monotonic_ms
 from cluster.storage.record import now_cl_seconds
 from cluster.wire import message as wm
@@ -45,6 +48,7 @@ class DataDriver:
         self._waiting: dict[int, asyncio.Future] = {}  # replication tid -> future
         self._proxies: dict[int, asyncio.Future] = {}  # proxy tid -> future
         self._next_proxy = 1
+        self._dup_requests: dict[int, tuple[set[int], list, asyncio.Future]] = {}  # tid -> (waiting, images, done)
         self._published = -1  # the data plane's map_version the node last published
         self._publish_timer: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
@@ -83,6 +87,10 @@ class DataDriver:
             fut = self._proxies.pop(msg.tid, None)
             if fut is not None and not fut.done():
                 fut.set_result(msg.reply)
+        elif type(msg) is DupRequest:
+            self._answer_duplicate(msg)
+        elif type(msg) is DupResponse:
+            self._on_duplicate(msg)
         else:
             self.plane.step(msg, monotonic_ms(), now_cl_seconds())
             self.flush()
@@ -162,6 +170,47 @@ class DataDriver:
             self.plane.replication.abandon(fut.tid)
             self._waiting.pop(fut.tid, None)
             return False
+
+    # -- duplicate resolution --------------------------------------------------------------
+
+    async def resolve_duplicates(self, ns: str, digest: bytes, nodes: tuple[int, ...], deadline: float) -> bool:
+        """Merge the duplicates' copies of one record into ours; False if one did not answer in time."""
+        tid = self._next_proxy
+        self._next_proxy += 1
+        done = asyncio.get_running_loop().create_future()
+        waiting = {n for n in nodes if self.send_fabric(n, encode(DupRequest(self.node.node_id, tid, ns, digest)))}
+        if len(waiting) < len(nodes):
+            return False  # a duplicate we cannot reach: the write must not guess
+        images: list = []
+        self._dup_requests[tid] = (waiting, images, done)
+        self.node.counters["dup_res_ask"] += len(nodes)
+        try:
+            await asyncio.wait_for(done, max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            return False
+        finally:
+            self._dup_requests.pop(tid, None)
+        store, policy = self.node.namespaces[ns].storage, self.config.policy.get(ns, "generation")
+        for image in images:
+            apply_if_better(store, image, policy, now_cl_seconds())
+        return True
+
+    def _answer_duplicate(self, msg: DupRequest) -> None:
+        ns = self.node.namespaces.get(msg.namespace)
+        image = image_of(ns.storage, msg.digest, now_cl_seconds()) if ns is not None and len(msg.digest) == 20 else None
+        self.node.counters["dup_res_respond_read" if image else "dup_res_respond_no_read"] += 1
+        self.send_fabric(msg.src, encode(DupResponse(self.node.node_id, msg.tid, (image,) if image else ())))
+
+    def _on_duplicate(self, msg: DupResponse) -> None:
+        entry = self._dup_requests.get(msg.tid)
+        if entry is None:
+            return
+        waiting, images, done = entry
+        if msg.src in waiting:
+            waiting.discard(msg.src)
+            images.extend(msg.images)
+            if not waiting and not done.done():
+                done.set_result(True)
 
     # -- proxying ------------------------------------------------------------------------
 

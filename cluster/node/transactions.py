@@ -45,6 +45,10 @@ UNSUPPORTED_OPS = frozenset({
     OpType.CDT_READ, OpType.CDT_MODIFY, OpType.EXP_READ, OpType.EXP_MODIFY,
     OpType.BIT_READ, OpType.BIT_MODIFY, OpType.HLL_READ, OpType.HLL_MODIFY,
 })
+# namespace counters by request kind and result, spelt once rather than per request
+_RESULT_COUNTERS = {kind: {ResultCode.OK: f"client_{kind}_success", ResultCode.KEY_NOT_FOUND: f"client_{kind}_not_found"}
+                    for kind in ("read", "write", "delete")}
+_ERROR_COUNTERS = {kind: f"client_{kind}_error" for kind in ("read", "write", "delete")}
 
 
 class Clock:
@@ -74,6 +78,21 @@ class Outcome:
                                          transaction_ttl=transaction_ttl)
         return wm.encode(Message(result_code=self.result, generation=self.generation,
                                  record_ttl=self.void_time, transaction_ttl=transaction_ttl, ops=self.ops))
+
+
+class RawOutcome(Outcome):
+    """A successful read of every bin, its ops already in wire form (bins.read_all_ops):
+    encodes to the same bytes as an Outcome holding those ops."""
+
+    __slots__ = ("n_ops", "raw_ops")
+
+    def __init__(self, generation: int, void_time: int, n_ops: int, raw_ops: bytes):
+        self.result, self.generation, self.void_time, self.ops = ResultCode.OK, generation, void_time, []
+        self.n_ops, self.raw_ops = n_ops, raw_ops
+
+    def encode(self, transaction_ttl: int = 0) -> bytes:
+        return wm.encode_header_only(ResultCode.OK, self.generation, self.void_time,
+                                     transaction_ttl=transaction_ttl, n_ops=self.n_ops) + self.raw_ops
 
 
 def _digest(fields: dict[int, bytes]) -> bytes:
@@ -148,6 +167,14 @@ class Transactions:
         if where == PROXY:
             ns.counters["client_proxied"] += 1
             return self.cluster.proxy(node, body or wm.encode(msg), hops, deadline)
+        if write:
+            duplicates = self.cluster.plane.dup_sources(ns.name, partition_id(digest))
+            if duplicates:
+                return self._write_after_dup_res(ns, msg, digest, duplicates, deadline, transaction_ttl)
+        return self._execute(ns, msg, digest, write, deadline, transaction_ttl)
+
+    def _execute(self, ns: Namespace, msg: Message, digest: bytes, write: bool, deadline: float,
+                 transaction_ttl: int) -> Reply:
         outcome = self.record(ns, msg.fields, msg.info1, msg.info2, msg.info3,
                               msg.generation, msg.record_ttl, msg.ops)
         if write and outcome.result == ResultCode.OK:
@@ -155,6 +182,18 @@ class Transactions:
             if replication is not None:
                 return self._after_replication(ns, replication, outcome, deadline, transaction_ttl)
         return outcome.encode(transaction_ttl)
+
+    async def _write_after_dup_res(self, ns: Namespace, msg: Message, digest: bytes, duplicates: tuple[int, ...],
+                                   deadline: float, transaction_ttl: int) -> bytes:
+        """A write on a partition still merging duplicates first takes their best copy (spec §7.4)."""
+        if not await self.cluster.resolve_duplicates(ns.name, digest, duplicates, deadline):
+            ns.counters["client_write_timeout"] += 1
+            return wm.encode_header_only(ResultCode.TIMEOUT, transaction_ttl=transaction_ttl)
+        try:
+            reply = self._execute(ns, msg, digest, True, deadline, transaction_ttl)
+        except AerospikeError as exc:
+            return wm.encode_header_only(exc.code, transaction_ttl=transaction_ttl)
+        return reply if isinstance(reply, bytes) else await reply
 
     async def _after_replication(self, ns: Namespace, replication: asyncio.Future, outcome: "Outcome",
                                  deadline: float, transaction_ttl: int) -> bytes:
@@ -200,10 +239,9 @@ class Transactions:
                 outcome = self._write(ns, digest, set_name, (key[0], key[1:]) if key else None,
                                       info2, info3, generation, record_ttl, ops)
         except AerospikeError:
-            ns.counters[f"client_{kind}_error"] += 1
+            ns.counters[_ERROR_COUNTERS[kind]] += 1
             raise
-        label = {0: "success", 2: "not_found"}.get(outcome.result, "error")
-        ns.counters[f"client_{kind}_{label}"] += 1
+        ns.counters[_RESULT_COUNTERS[kind].get(outcome.result) or _ERROR_COUNTERS[kind]] += 1
         return outcome
 
     # -- reads ----------------------------------------------------------------------
@@ -221,13 +259,13 @@ class Transactions:
         if found is None:
             return Outcome(ResultCode.KEY_NOT_FOUND)
         meta, payload = found
-        record_bins, _key = binops.decode_payload(payload)
         if info1 & Info1.GET_ALL or not ops:
-            out = _all_bins(record_bins)
-        else:
-            out = []
-            for op in ops:
-                out.extend(self._read_op(record_bins, op))
+            # every bin, straight from the stored payload to wire form
+            return RawOutcome(meta.generation, meta.void_time, *binops.read_all_ops(payload))
+        record_bins, _key = binops.decode_payload(payload)
+        out = []
+        for op in ops:
+            out.extend(self._read_op(record_bins, op))
         return Outcome(ResultCode.OK, meta.generation, meta.void_time, out)
 
     @staticmethod

@@ -21,7 +21,8 @@ def client_for(cluster: LocalCluster) -> aerospike.Client:
     # re-forms, when nodes answer PARTITION_UNAVAILABLE (11) as the real server does. A
     # retried write is safe: 11 means it was not applied.
     retry = {"total_timeout": 5000, "max_retries": 10, "sleep_between_retries": 200}
-    return aerospike.client({"hosts": cluster.seeds(), "policies": {"write": retry, "read": retry}}).connect()
+    hosts = [cluster[name].address for name in running_names(cluster)]
+    return aerospike.client({"hosts": hosts, "policies": {"write": retry, "read": retry}}).connect()
 
 
 def ns_stats(cluster: LocalCluster, name: str) -> dict[str, str]:
@@ -49,6 +50,14 @@ def wait_migrations_done(cluster: LocalCluster, names: list[str], timeout: float
             return time.monotonic() - started
         time.sleep(0.5)
     raise AssertionError(f"migrations still running after {timeout}s: {remaining}")
+
+
+def wait_client_sees(client: aerospike.Client, nodes: int, timeout: float = 10) -> None:
+    """The client's tend (every second) has caught up with the cluster's membership."""
+    deadline = time.monotonic() + timeout
+    while len(client.get_nodes()) != nodes and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.2)  # and with the partition map that came with it
 
 
 def running_names(cluster: LocalCluster) -> list[str]:
@@ -215,4 +224,41 @@ def test_replica_writes_are_accepted_under_stop_writes(tmp_path):
         cluster.wait_converged()
         for i in written:
             assert client.get(key(i))[2] == {"i": i}
+        client.close()
+
+
+def test_writes_resolve_duplicates_before_they_merge(tmp_path):
+    """Both nodes' copies diverge (each alone in turn); with migration paused after they meet
+    again, an increment must still start from the best copy — it asks the duplicate first."""
+    # commit-to-device: the copies a SIGKILLed node had acknowledged are on disk
+    settings = [*FAST, "service.migrate-threads=0", "namespaces.test.storage-engine.commit-to-device=true"]
+    keys = [key(i) for i in range(40)]
+    with LocalCluster(nodes=2, rf=2, run_dir=tmp_path / "c", settings=settings) as cluster:
+        client = client_for(cluster)
+        for k in keys:
+            client.put(k, {"c": 0})
+            for _ in range(5):
+                client.increment(k, "c", 1)
+        cluster.kill("n1")
+        cluster.wait_converged()
+        wait_client_sees(client, 1)
+        for k in keys:  # n2 alone goes on: c = 8, generation 9
+            for _ in range(3):
+                client.increment(k, "c", 1)
+        cluster.kill("n2")
+        cluster.restart("n1")  # n1 alone, with its stale copies: c = 5
+        client.close()  # it knew only n2, now dead: a client re-seeds rather than wait for that
+        client = client_for(cluster)
+        assert client.get(keys[0])[2]["c"] == 5
+        cluster.restart("n2")  # both again; n2's copies are duplicates, not merged (no migration)
+        wait_client_sees(client, 2)
+        assert int(ns_stats(cluster, "n1")["migrate_rx_partitions_remaining"]) + int(
+            ns_stats(cluster, "n2")["migrate_rx_partitions_remaining"]) > 0
+        for k in keys:
+            client.increment(k, "c", 1)
+        assert [client.get(k)[2]["c"] for k in keys] == [9] * len(keys)
+        for name in ("n1", "n2"):
+            assert cluster[name].info("set-config:context=service;migrate-threads=1") == "ok"
+        wait_migrations_done(cluster, ["n1", "n2"])
+        assert [client.get(k)[2]["c"] for k in keys] == [9] * len(keys)
         client.close()
