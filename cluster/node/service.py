@@ -59,6 +59,17 @@ class ServiceProtocol(asyncio.Protocol):
         self.can_write.set()
 
     def data_received(self, data: bytes):
+        if not self.buffer and not self.streaming and len(data) >= proto.HEADER_SIZE:
+            # The common case, one whole request per read: handled without going through
+            # the buffer. Anything else (partial, pipelined, refused) takes the buffer path.
+            try:
+                msg_type, size = proto.unpack_header(data[: proto.HEADER_SIZE])
+            except proto.ProtoError:
+                pass
+            else:
+                if len(data) == proto.HEADER_SIZE + size:
+                    self.handle(msg_type, bytes(data[proto.HEADER_SIZE :]))
+                    return
         self.buffer += data
         if not self.streaming:
             self.process()
@@ -87,6 +98,9 @@ class ServiceProtocol(asyncio.Protocol):
 
     def handle(self, msg_type: int, body: bytes) -> None:
         try:
+            if msg_type == proto.TYPE_MSG:
+                self.handle_msg(body)
+                return
             if msg_type == proto.TYPE_INFO:
                 pairs = [(line, self.node.info.answer(line)) for line in winfo.split_request(body)]
                 self.transport.write(winfo.build_response(pairs))

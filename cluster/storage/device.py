@@ -443,14 +443,15 @@ class DeviceStore(StorageEngine):
     # -- StorageEngine ---------------------------------------------------------------------
 
     def _payload(self, entry: _Entry) -> bytes:
-        if entry.block == self._open:
-            image, offset = memoryview(self._buf), entry.offset
+        block = entry.block
+        if block == self._open:
+            image, offset = self._buf, entry.offset
         else:
-            image, offset = memoryview(os.pread(self._fd, entry.size, self._block_pos(entry.block) + entry.offset)), 0
-        found = layout.parse_entry(image, offset, layout.crc_seed(self._incarnation[entry.block]))
-        if found is None or found.seq != entry.seq:
-            raise CorruptRecord(f"{self.path}: entry at wblock {entry.block} offset {entry.offset} does not verify")
-        return bytes(found.payload)
+            image, offset = os.pread(self._fd, entry.size, self._block_pos(block) + entry.offset), 0
+        payload = layout.read_payload(image, offset, layout.crc_seed(self._incarnation[block]), entry.seq)
+        if payload is None:
+            raise CorruptRecord(f"{self.path}: entry at wblock {block} offset {entry.offset} does not verify")
+        return payload
 
     def _expire(self, digest: bytes, entry: _Entry) -> None:
         if entry.older:

@@ -157,6 +157,23 @@ def parse_entry(block: memoryview, offset: int, seed: int) -> DiskEntry | None:
                      tombstone and bool(flags & FLAG_DURABLE), block[start + set_len : end])
 
 
+def read_payload(block: bytes | bytearray, offset: int, seed: int, seq: int) -> bytes | None:
+    """The payload of the entry at `offset` if it verifies (as parse_entry) and carries
+    sequence number `seq`, else None; a record read's fast path, building no DiskEntry."""
+    if offset + _ENTRY.size > len(block):
+        return None
+    magic, crc, entry_seq, _digest, _gen, _flags, set_len, _void_time, _lut, payload_len = \
+        _ENTRY.unpack_from(block, offset)
+    start = offset + _ENTRY.size + set_len
+    end = start + payload_len
+    if magic != _ENTRY_MAGIC or entry_seq != seq or end > len(block):
+        return None
+    with memoryview(block) as view:
+        if zlib.crc32(view[offset + _CRC_START : end], seed) != crc:
+            return None
+    return bytes(block[start:end]) if type(block) is not bytes else block[start:end]
+
+
 def iter_entries(block: memoryview, seed: int) -> Iterator[DiskEntry]:
     """Every entry of a wblock image, stopping at the first one that does not verify."""
     offset = BLOCK_HEADER_SIZE
