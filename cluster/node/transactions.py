@@ -167,6 +167,14 @@ class Transactions:
         if where == PROXY:
             ns.counters["client_proxied"] += 1
             return self.cluster.proxy(node, body or wm.encode(msg), hops, deadline)
+        if write:
+            duplicates = self.cluster.plane.dup_sources(ns.name, partition_id(digest))
+            if duplicates:
+                return self._write_after_dup_res(ns, msg, digest, duplicates, deadline, transaction_ttl)
+        return self._execute(ns, msg, digest, write, deadline, transaction_ttl)
+
+    def _execute(self, ns: Namespace, msg: Message, digest: bytes, write: bool, deadline: float,
+                 transaction_ttl: int) -> Reply:
         outcome = self.record(ns, msg.fields, msg.info1, msg.info2, msg.info3,
                               msg.generation, msg.record_ttl, msg.ops)
         if write and outcome.result == ResultCode.OK:
@@ -174,6 +182,18 @@ class Transactions:
             if replication is not None:
                 return self._after_replication(ns, replication, outcome, deadline, transaction_ttl)
         return outcome.encode(transaction_ttl)
+
+    async def _write_after_dup_res(self, ns: Namespace, msg: Message, digest: bytes, duplicates: tuple[int, ...],
+                                   deadline: float, transaction_ttl: int) -> bytes:
+        """A write on a partition still merging duplicates first takes their best copy (spec §7.4)."""
+        if not await self.cluster.resolve_duplicates(ns.name, digest, duplicates, deadline):
+            ns.counters["client_write_timeout"] += 1
+            return wm.encode_header_only(ResultCode.TIMEOUT, transaction_ttl=transaction_ttl)
+        try:
+            reply = self._execute(ns, msg, digest, True, deadline, transaction_ttl)
+        except AerospikeError as exc:
+            return wm.encode_header_only(exc.code, transaction_ttl=transaction_ttl)
+        return reply if isinstance(reply, bytes) else await reply
 
     async def _after_replication(self, ns: Namespace, replication: asyncio.Future, outcome: "Outcome",
                                  deadline: float, transaction_ttl: int) -> bytes:
