@@ -50,11 +50,11 @@ class Namespace:
         so a run sees the transition within tick-ms, and say so in the docs.
         """
         se = self.params["storage-engine"]
-        st = self.storage.stats()
-        breached = st.used_pct >= se["stop-writes-used-pct"] or st.avail_pct < se["stop-writes-avail-pct"]
+        used_pct, avail_pct = self.storage.space_pct()  # stats() without counting 4096 partitions
+        breached = used_pct >= se["stop-writes-used-pct"] or avail_pct < se["stop-writes-avail-pct"]
         if breached != self.stop_writes:
             log.warning("namespace %s %s stop-writes (used %.1f%% avail %.1f%%)", self.name,
-                        "breached" if breached else "cleared", st.used_pct, st.avail_pct)
+                        "breached" if breached else "cleared", used_pct, avail_pct)
         self.stop_writes = breached
 
     def apply_storage_params(self) -> None:

@@ -23,7 +23,7 @@ from cluster.core.data_plane import PROXY, UNAVAILABLE
 from cluster.node import bins as binops
 from cluster.node.namespace import Namespace
 from cluster.storage.engine import OutOfSpace, RecordTooBig
-from cluster.storage.record import RecordMeta
+from cluster.storage.record import MAX_LUT, MAX_VOID_TIME, RecordMeta, unchecked_meta
 from cluster.wire import message as wm
 from cluster.wire.batch import parse_rows
 from cluster.wire.digest import N_PARTITIONS, partition_id
@@ -325,7 +325,8 @@ class Transactions:
         found = ns.storage.get(digest, now)
         meta = found[0] if found else None
         if meta is not None:
-            self._check_generation(ns, meta, info2, generation)
+            if info2 & (Info2.GENERATION | Info2.GENERATION_GT):
+                self._check_generation(ns, meta, info2, generation)
             if info2 & Info2.CREATE_ONLY:
                 raise AerospikeError(ResultCode.RECORD_EXISTS, "record exists")
         elif info3 & (Info3.UPDATE_ONLY | Info3.REPLACE_ONLY):
@@ -377,8 +378,13 @@ class Transactions:
             ns.counters["fail_record_too_big"] += 1
             raise AerospikeError(ResultCode.RECORD_TOO_BIG, f"record of {len(payload)} bytes")
         lut = max(self.clock.now_ms(), previous.lut + 1 if previous else 0)  # a record's LUT never goes back
+        if void_time <= MAX_VOID_TIME and lut <= MAX_LUT and set_name.isascii():
+            # new_gen is in range and record() kept the set name to 63 characters: 63 bytes if ASCII
+            new_meta = unchecked_meta(new_gen, void_time, lut, set_name)
+        else:
+            new_meta = RecordMeta(new_gen, void_time, lut, set_name)  # may refuse (ValueError) as always
         try:
-            ns.storage.put(digest, RecordMeta(new_gen, void_time, lut, set_name), payload)
+            ns.storage.put(digest, new_meta, payload)
         except OutOfSpace as exc:
             ns.counters["fail_out_of_space"] += 1
             raise AerospikeError(ResultCode.OUT_OF_SPACE, str(exc)) from None

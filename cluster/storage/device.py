@@ -542,6 +542,10 @@ class DeviceStore(StorageEngine):
             if now_ms - self._dirty_since_ms >= self.flush_max_ms:
                 self._persist(sync=self.commit_to_device)
 
+    def space_pct(self) -> tuple[float, float]:
+        total = self.filesize
+        return self._used_total * 100 / total, len(self._free) * self.write_block_size * 100 / total
+
     def stats(self) -> StorageStats:
         total = self.filesize
         return StorageStats(

@@ -18,6 +18,7 @@ partitions; a record is (digest: 20 bytes, RecordMeta, payload: opaque bytes).
                                                         expired ones nsup has not reached)
     tick(now_ms) -> None                                housekeeping: nsup, defrag, flush
     stats() -> StorageStats, flush(), close()
+    space_pct() -> (used_pct, avail_pct)                stats()' two, without counting records
 
 Durable deletes. `bury` turns a digest into a durable tombstone: a cluster-level delete that
 replication and migration can ship and that conflict resolution compares (by generation
@@ -196,6 +197,12 @@ class StorageEngine(ABC):
 
     @abstractmethod
     def stats(self) -> StorageStats: ...
+
+    def space_pct(self) -> tuple[float, float]:
+        """(used_pct, avail_pct) as stats() gives them, for the stop-writes check on every
+        housekeeping tick; engines override it to skip counting records."""
+        st = self.stats()
+        return st.used_pct, st.avail_pct
 
     @abstractmethod
     def flush(self) -> None: ...

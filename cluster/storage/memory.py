@@ -83,6 +83,9 @@ class MemoryStore(StorageEngine):
     def tick(self, now_ms: int) -> None:
         self._expire_some(now_ms // 1000)
 
+    def space_pct(self) -> tuple[float, float]:
+        return self._used * 100 / self.data_size, (self.data_size - self._used) * 100 / self.data_size
+
     def stats(self) -> StorageStats:
         return StorageStats(
             total_bytes=self.data_size,

@@ -40,6 +40,23 @@ class RecordMeta:
         return self.void_time != 0 and self.void_time <= now_s
 
 
+_new = object.__new__
+# the slots' own descriptors: they set a field without the frozen class's __setattr__
+_set_generation, _set_void_time, _set_lut, _set_set_name = (
+    RecordMeta.__dict__[f].__set__ for f in ("generation", "void_time", "lut", "set_name"))
+
+
+def unchecked_meta(generation: int, void_time: int, lut: int, set_name: str) -> RecordMeta:
+    """RecordMeta(generation, void_time, lut, set_name) without __post_init__'s range checks:
+    for a caller on the write path that has already kept every value in range."""
+    meta = _new(RecordMeta)
+    _set_generation(meta, generation)
+    _set_void_time(meta, void_time)
+    _set_lut(meta, lut)
+    _set_set_name(meta, set_name)
+    return meta
+
+
 def now_cl_seconds() -> int:
     return int(time.time()) - CITRUSLEAF_EPOCH
 
