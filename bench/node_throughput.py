@@ -14,6 +14,12 @@ device (a file): reads of preloaded records and writes (updates of `--records` k
     python bench/node_throughput.py [--seconds 3] [--conns 4] [--records 10000] [--repeat 1]
     python bench/node_throughput.py --profile cprofile --profile-dir /tmp/prof   # one .prof per node case
     python bench/node_throughput.py --profile py-spy --profile-dir /tmp/prof     # raw collapsed stacks
+    python bench/node_throughput.py --inproc 6000     # the node's Python µs/op, no sockets (below)
+
+--inproc N runs a node inside this process and feeds N requests of each case straight to
+`ServiceProtocol.data_received` with a null transport: process CPU µs per request (best of 3
+passes), i.e. the node's own Python work without the socket and event-loop costs the floor
+also pays. Less noisy than the end-to-end figures on a shared machine; compare runs with it.
 
 With --profile the figures are inflated by the profiler; use them only to see where the
 time goes. With --repeat N the table shows medians over N rounds (ratios taken per round).
@@ -214,6 +220,73 @@ def one_round(args, reads, writes) -> list[tuple[str, str, float, float, float]]
 GOALS = {"read": 2.0, "write": 3.0}
 
 
+class _NullTransport:
+    def write(self, data) -> None:
+        pass
+
+    def get_extra_info(self, name):
+        return None
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+async def _inproc_case(engine: str, work: Path, n: int, reads, writes) -> dict[str, float]:
+    import asyncio
+    import gc
+
+    from cluster.node.config import NodeConfig
+    from cluster.node.server import Node
+    from cluster.node.service import ServiceProtocol
+
+    port = free_port_block(3)
+    cfg = NodeConfig.load(None, [
+        f"network.service.port={port}", f"network.fabric.port={port + 1}", f"network.heartbeat.port={port + 2}",
+        "network.service.address=127.0.0.1", f"service.work-directory={work / engine}",
+        f"namespaces.test.storage-engine.type={engine}", "namespaces.test.storage-engine.filesize=512M",
+        "namespaces.test.storage-engine.data-size=512M", "namespaces.test.replication-factor=1"])
+    node = Node(cfg)
+    await node.start()
+    try:
+        while node.rebalance_generation == 0:  # serving once its one-node cluster is balanced
+            await asyncio.sleep(0.05)
+        proto = ServiceProtocol(node)
+        proto.connection_made(_NullTransport())
+        for f in writes:
+            proto.data_received(f)
+        out = {}
+        for kind, frames in (("read", reads), ("write", writes)):
+            gc.collect()
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.process_time()
+                for i in range(n):
+                    proto.data_received(frames[i % len(frames)])
+                best = min(best, (time.process_time() - t0) / n * 1e6)
+                await asyncio.sleep(0.06)  # housekeeping runs between passes, not within
+            out[kind] = best
+        return out
+    finally:
+        await node.stop()
+
+
+def inproc(n: int, reads, writes) -> None:
+    import uvloop
+
+    async def both():
+        with tempfile.TemporaryDirectory() as tmp:
+            return {e: await _inproc_case(e, Path(tmp), n, reads, writes) for e in ("memory", "device")}
+
+    res = uvloop.run(both())
+    print(f"in process, {n} requests per case, best of 3 passes: Python µs/op")
+    print(f"{'engine':<10}{'read':>8}{'write':>8}")
+    for engine, r in res.items():
+        print(f"{engine:<10}{r['read']:>8.2f}{r['write']:>8.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=3.0, help="load duration of each case")
@@ -222,9 +295,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="rounds; the table shows medians")
     ap.add_argument("--profile", choices=["cprofile", "py-spy"], help="run the node cases under a profiler")
     ap.add_argument("--profile-dir", default="bench-profiles")
+    ap.add_argument("--inproc", type=int, metavar="N", help="only the in-process µs/op of N requests per case")
     args = ap.parse_args()
     reads = [request("read", i) for i in range(args.records)]
     writes = [request("write", i) for i in range(args.records)]
+    if args.inproc:
+        inproc(args.inproc, reads, writes)
+        return
     rounds = [one_round(args, reads, writes) for _ in range(args.repeat)]
     print(f"{args.conns} connections, {args.seconds:g} s per case, {args.records} records of 1 KiB"
           f"{f', median of {args.repeat} rounds' if args.repeat > 1 else ''}"
