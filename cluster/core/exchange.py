@@ -16,6 +16,8 @@ different times) is acked and kept for that key only; other messages for another
 key are ignored and, if still needed, retransmitted.
 """
 
+from collections.abc import Callable
+
 from .effects import ExchangeComplete, Outbox
 from .heartbeat import HeartbeatConfig
 from .messages import ExchangeCommit, ExchangeData, ExchangeDataAck, ReadyToCommit, Versions
@@ -29,7 +31,8 @@ ORPHANED, EXCHANGING, READY_TO_COMMIT, REST = "orphaned", "exchanging", "ready_t
 class Exchange:
     def __init__(self, node_id: int, outbox: Outbox, heartbeat_config: HeartbeatConfig):
         self.node_id = node_id
-        self.local_versions: Versions = {}  # kept current by the runtime
+        self.local_versions: Versions = {}  # kept current by the runtime, or ...
+        self.versions_source: Callable[[], Versions] | None = None  # ... read from it at each new cluster
         self.local_rack = 0  # set once by the runtime, like local_service
         self.local_service = ""
         self.state = ORPHANED
@@ -51,6 +54,8 @@ class Exchange:
         if (cluster_key, succession) == (self.cluster_key, self.succession):
             return  # already exchanging for (or done with) this cluster
         self.state, self.cluster_key, self.succession = EXCHANGING, cluster_key, succession
+        if self.versions_source is not None:  # versions hold still until the exchange completes
+            self.local_versions = self.versions_source()
         early_key, early_data = self._early
         self._data = {n: v for n, v in early_data.items() if n in succession} if early_key == cluster_key else {}
         self._data[self.node_id] = self._own_data()

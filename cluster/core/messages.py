@@ -12,6 +12,7 @@ Field types used: non-negative ``int`` (node ids, cluster keys, sequence numbers
 """
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any
@@ -28,6 +29,55 @@ _CODE_OF: dict[type, int] = {}
 _FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {}
 
 
+def _mismatch(hint, value, name: str) -> DecodeError:
+    shown = hint.__name__ if isinstance(hint, type | types.GenericAlias) else hint
+    return DecodeError(f"field {name!r}: expected {shown}, got {type(value).__name__}")
+
+
+@functools.cache
+def _checker(hint):
+    """A function ``(value, field name) -> value`` that checks what msgpack decoded against
+    the annotated type and converts it (lists to tuples, NamedTuples); built once per type,
+    because decoding is on the path of every replicated and migrated record."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in (int, str, bytes):
+        def scalar(value, name):
+            if type(value) is not hint or (hint is int and value < 0):
+                raise _mismatch(hint, value, name)
+            return value
+        return scalar
+    if isinstance(hint, type) and issubclass(hint, tuple):  # a NamedTuple
+        items = tuple(_checker(t) for t in typing.get_type_hints(hint).values())
+        return _sequence(hint, items, lambda values: hint(*values))
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item = _checker(args[0])
+
+        def homogeneous(value, name):
+            if type(value) is not list:
+                raise _mismatch(hint, value, name)
+            return tuple([item(v, name) for v in value])
+        return homogeneous
+    if origin is tuple:
+        return _sequence(hint, tuple(_checker(a) for a in args), tuple)
+    if origin is dict:
+        key, val = _checker(args[0]), _checker(args[1])
+
+        def mapping(value, name):
+            if type(value) is not dict:
+                raise _mismatch(hint, value, name)
+            return {key(k, name): val(v, name) for k, v in value.items()}
+        return mapping
+    raise TypeError(f"unsupported field type {hint}")
+
+
+def _sequence(hint, items: tuple, build):
+    def fixed(value, name):
+        if type(value) is not list or len(value) != len(items):
+            raise _mismatch(hint, value, name)
+        return build([check(v, name) for check, v in zip(items, value, strict=True)])
+    return fixed
+
+
 def _message(code: int):
     def register(cls):
         cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
@@ -36,7 +86,7 @@ def _message(code: int):
             raise ValueError(f"message code {code} is taken by {_BY_CODE[code].__name__}")
         _BY_CODE[code] = cls
         _CODE_OF[cls] = code
-        _FIELDS[cls] = tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+        _FIELDS[cls] = tuple((f.name, _checker(hints[f.name])) for f in dataclasses.fields(cls))
         return cls
 
     return register
@@ -208,31 +258,4 @@ def decode(data: bytes):
     fields = _FIELDS[cls]
     if len(items) - 1 != len(fields):
         raise DecodeError(f"{cls.__name__}: expected {len(fields)} fields, got {len(items) - 1}")
-    return cls(*(_coerce(value, hint, name) for value, (name, hint) in zip(items[1:], fields, strict=True)))
-
-
-def _coerce(value, hint, name: str):
-    """``value`` as decoded by msgpack, checked and converted to the annotated type."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is int:
-        if type(value) is int and value >= 0:
-            return value
-    elif hint is str:
-        if type(value) is str:
-            return value
-    elif hint is bytes:
-        if type(value) is bytes:
-            return value
-    elif isinstance(hint, type) and issubclass(hint, tuple) and isinstance(value, list):  # a NamedTuple
-        fields = typing.get_type_hints(hint)
-        if len(value) == len(fields):
-            return hint(*(_coerce(v, t, name) for v, t in zip(value, fields.values(), strict=True)))
-    elif origin is tuple and isinstance(value, list):
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], name) for v in value)
-        if len(value) == len(args):
-            return tuple(_coerce(v, a, name) for v, a in zip(value, args, strict=True))
-    elif origin is dict and isinstance(value, dict):
-        return {_coerce(k, args[0], name): _coerce(v, args[1], name) for k, v in value.items()}
-    shown = hint.__name__ if isinstance(hint, type | types.GenericAlias) else hint
-    raise DecodeError(f"field {name!r}: expected {shown}, got {type(value).__name__}")
+    return cls(*[check(value, name) for value, (name, check) in zip(items[1:], fields, strict=True)])

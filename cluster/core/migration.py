@@ -78,6 +78,7 @@ class Emigration:
     next_seq: int = 0
     unacked: dict[int, tuple[int, MigrateRecords]] = field(default_factory=dict)
     next_send_at: int = 0
+    sleep_owed_us: int = 0
 
 
 @dataclass(eq=False)
@@ -123,6 +124,7 @@ class Migrations:
         # next-send time to the next one started
         self._sleep_until: list[int] = []
         self._immigrations: dict[tuple[int, int], Immigration] = {}
+        self._rx_active = 0  # immigrations started and not done
         self._next_id = 1
 
     # -- plan ------------------------------------------------------------------------
@@ -133,6 +135,7 @@ class Migrations:
         self.allowed = False
         self._queue, self._active, self._delayed, self._immigrations = [], {}, [], {}
         self._sleep_until = []
+        self._rx_active = 0
 
     def allow(self) -> None:
         self.allowed = True
@@ -153,7 +156,7 @@ class Migrations:
 
     @property
     def rx_active(self) -> int:
-        return sum(not im.done for im in self._immigrations.values())
+        return self._rx_active
 
     # -- sending -----------------------------------------------------------------------
 
@@ -218,8 +221,10 @@ class Migrations:
                 em.next_seq += 1
                 self.stats.records_transmitted += len(batch)
                 self.out.fabric(em.dst, msg)
-            if sleep_us:
-                em.next_send_at = now_ms + (len(batch) * sleep_us) // 1000
+            if sleep_us:  # owed in µs, slept in whole ms: the remainder carries to the next batch
+                em.sleep_owed_us += len(batch) * sleep_us
+                em.next_send_at = now_ms + em.sleep_owed_us // 1000
+                em.sleep_owed_us %= 1000
         if em.cursor >= len(em.digests) and not em.unacked:
             self._send_done(em, now_ms)
             return now_ms + CONTROL_RETRANSMIT_MS
@@ -266,6 +271,7 @@ class Migrations:
                 status = START_EAGAIN
             else:
                 self._immigrations[key] = Immigration(msg.src, msg.emig_id, msg.namespace, msg.pid)
+                self._rx_active += 1
                 self.stats.rx_initial += 1
         self.out.fabric(msg.src, MigrateStartAck(self.node_id, self.cluster_key, msg.emig_id, status))
 
@@ -306,5 +312,6 @@ class Migrations:
             return
         if not im.done:
             im.done = True  # kept (until the next cluster) to absorb retransmitted DONEs
+            self._rx_active -= 1
             self.on_immigrated(im.namespace, im.pid, im.src)
         self.out.fabric(msg.src, MigrateDoneAck(self.node_id, self.cluster_key, msg.emig_id))

@@ -110,7 +110,8 @@ class Node:
                  self.partition_table.generation)
 
     def publish_partitions(self) -> None:
-        """The client map from the data plane's current ownership; versions for the next exchange."""
+        """The client map from the data plane's current ownership (versions go to the exchange
+        only when a new cluster forms: `versions_source`)."""
         me = self.node_id
         for name, states in self.data.plane.partitions.items():
             rf = max((len(st.replicas) for st in states), default=0)
@@ -118,7 +119,6 @@ class Node:
             columns += [[pid for pid, st in enumerate(states) if len(st.replicas) > i and st.replicas[i] == me]
                         for i in range(1, rf)]
             self.partition_table.publish(name, [bitmap(c) for c in columns])
-        self.membership.membership.exchange.local_versions = self.data.plane.local_versions()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -129,7 +129,7 @@ class Node:
                                                 reuse_address=True, backlog=1024)
         self._ticker = loop.create_task(self._housekeeping())
         self.data.plane.load_versions(now_cl_seconds())
-        self.membership.membership.exchange.local_versions = self.data.plane.local_versions()
+        self.membership.membership.exchange.versions_source = self.data.plane.local_versions
         self.data.start()
         await self.membership.start()
         log.info("node %s serving %s on %s:%d", self.name, ",".join(self.namespaces), svc["address"], svc["port"])
