@@ -51,7 +51,8 @@ class DataDriver:
         self._dup_requests: dict[int, tuple[set[int], list, asyncio.Future]] = {}  # tid -> (waiting, images, done)
         self._published = -1  # the data plane's map_version the node last published
         self._publish_timer: asyncio.TimerHandle | None = None
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future | None = None  # the idle pump waits on it
+        self._poked = False
         self._task: asyncio.Task | None = None
         self.handle_proxied: Callable | None = None  # set by the node: (body, hops, deadline) -> reply
         self.apply_config()
@@ -76,7 +77,9 @@ class DataDriver:
             fut.cancel()
 
     def poke(self) -> None:
-        self._wake.set()
+        self._poked = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     # -- membership events and fabric messages ------------------------------------------
 
@@ -95,7 +98,7 @@ class DataDriver:
             self.plane.step(msg, monotonic_ms(), now_cl_seconds())
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, poke: bool = True) -> None:
         """Send what the data plane queued; messages to ourselves are stepped at once."""
         while True:
             sends, _events = self.outbox.take()
@@ -109,7 +112,8 @@ class DataDriver:
             # a migration finishes a partition every few ms; republishing 4096 partitions each
             # time would cost more than the migration itself, so changes are batched
             self._publish_timer = asyncio.get_running_loop().call_later(PUBLISH_DELAY_S, self.publish)
-        self.poke()
+        if poke:
+            self.poke()
 
     def publish(self) -> None:
         """The client map and the versions the next exchange reports, from the current state."""
@@ -120,21 +124,29 @@ class DataDriver:
         self.node.publish_partitions()
 
     async def _pump_forever(self) -> None:
+        """Pump when poked or when the data plane said something falls due.
+
+        A plain future and timer rather than `wait_for` on an event: the pump is poked on
+        every replicated write, and `wait_for` would cost a task each time.
+        """
+        loop = asyncio.get_running_loop()
         while True:
+            self._poked = False
             try:
                 wake = self.plane.pump(monotonic_ms(), now_cl_seconds())
-                self.flush()
-                self._wake.clear()
+                self.flush(poke=False)
             except Exception:  # one bad pump must not stop migration for good
                 log.exception("data plane pump failed")
                 wake = monotonic_ms() + 1000
-            timeout = None if wake is None else max(0.0, (wake - monotonic_ms()) / 1000)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
-            if wake is not None and wake <= monotonic_ms():
-                await asyncio.sleep(0)  # a busy emigration yields to client requests
+            if self._poked or (wake is not None and wake <= monotonic_ms()):
+                await asyncio.sleep(0)  # more to do at once: let client requests in first
+                continue
+            self._waiter = loop.create_future()
+            timer = None if wake is None else loop.call_later((wake - monotonic_ms()) / 1000, self.poke)
+            await self._waiter
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     # -- replication ---------------------------------------------------------------------
 
@@ -163,13 +175,17 @@ class DataDriver:
 
     async def wait_replicated(self, fut: asyncio.Future, deadline: float) -> bool:
         """True once every replica acked; False at the deadline (the write stays on the master)."""
+        timer = asyncio.get_running_loop().call_later(max(0.0, deadline - time.monotonic()), self._expire, fut)
         try:
-            await asyncio.wait_for(asyncio.shield(fut), max(0.0, deadline - time.monotonic()))
-            return True
-        except TimeoutError:
+            return await fut
+        finally:
+            timer.cancel()
+
+    def _expire(self, fut: asyncio.Future) -> None:
+        if not fut.done():
             self.plane.replication.abandon(fut.tid)
             self._waiting.pop(fut.tid, None)
-            return False
+            fut.set_result(False)
 
     # -- duplicate resolution --------------------------------------------------------------
 
