@@ -16,7 +16,7 @@ is the per-node rate. Figures, all from the same run:
   record path alone sustains, with the per-partition handshakes taken out;
 * CPU µs per record of the sender and of the receiver (psutil, process user + system).
 
-    python bench/migration_rate.py                       # ~1.5 min: 100k records, 3 cases
+    python bench/migration_rate.py                       # ≈ 75 s: 100k records, 3 cases
     python bench/migration_rate.py --records 50000 --cases 1:1,1:0,4:0,8:0
     python bench/migration_rate.py --profile /tmp/migprof   # nodes under cProfile (inflated)
 
