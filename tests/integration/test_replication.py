@@ -262,3 +262,27 @@ def test_writes_resolve_duplicates_before_they_merge(tmp_path):
         wait_migrations_done(cluster, ["n1", "n2"])
         assert [client.get(k)[2]["c"] for k in keys] == [9] * len(keys)
         client.close()
+
+
+def test_write_times_out_when_a_replica_does_not_answer_and_stays_on_the_master(tmp_path):
+    """A paused replica: the client gets TIMEOUT (9) at its deadline; the write is in doubt,
+    not undone — once the replica is back (or gone) the master's copy is what is read."""
+    with LocalCluster(nodes=2, rf=2, run_dir=tmp_path / "c", settings=FAST) as cluster:
+        client = client_for(cluster)
+        n1_id = cluster["n1"].info("node")
+        masters = {}
+        for line in filter(None, cluster["n1"].info("partition-info").split(";")):
+            _ns, pid, replica, wm, *_ = line.split(":")
+            masters[int(pid)] = wm == n1_id
+        k = next(key(i) for i in range(1000)
+                 if masters[int.from_bytes(aerospike.calc_digest(*key(i))[:2], "little") & 4095])
+        client.put(k, {"v": 1})
+        cluster.pause("n2")
+        try:
+            with pytest.raises(ex.TimeoutError) as caught:
+                client.put(k, {"v": 2}, policy={"total_timeout": 300, "max_retries": 0})
+            assert caught.value.code == 9
+        finally:
+            cluster.resume("n2")
+        assert client.get(k)[2] == {"v": 2}
+        client.close()
