@@ -47,7 +47,7 @@ class DataDriver:
                                {}, self.config, on_write_replicated=self._replicated)
         self._waiting: dict[int, asyncio.Future] = {}  # replication tid -> future
         self._proxies: dict[int, asyncio.Future] = {}  # proxy tid -> future
-        self._next_proxy = 1
+        self._next_tid = 1  # proxy and duplicate-resolution requests
         self._dup_requests: dict[int, tuple[set[int], list, asyncio.Future]] = {}  # tid -> (waiting, images, done)
         self._published = -1  # the data plane's map_version the node last published
         self._publish_timer: asyncio.TimerHandle | None = None
@@ -191,8 +191,8 @@ class DataDriver:
 
     async def resolve_duplicates(self, ns: str, digest: bytes, nodes: tuple[int, ...], deadline: float) -> bool:
         """Merge the duplicates' copies of one record into ours; False if one did not answer in time."""
-        tid = self._next_proxy
-        self._next_proxy += 1
+        tid = self._next_tid
+        self._next_tid += 1
         done = asyncio.get_running_loop().create_future()
         waiting = {n for n in nodes if self.send_fabric(n, encode(DupRequest(self.node.node_id, tid, ns, digest)))}
         if len(waiting) < len(nodes):
@@ -233,8 +233,8 @@ class DataDriver:
     async def proxy(self, node: int, body: bytes, hops: int, deadline: float) -> bytes:
         if hops >= MAX_PROXY_HOPS:
             return wm.encode_header_only(ResultCode.PARTITION_UNAVAILABLE)
-        tid = self._next_proxy
-        self._next_proxy += 1
+        tid = self._next_tid
+        self._next_tid += 1
         timeout_ms = max(1, int((deadline - time.monotonic()) * 1000))
         if not self.send_fabric(node, encode(ProxyRequest(self.node.node_id, tid, hops + 1, timeout_ms, body))):
             return wm.encode_header_only(ResultCode.PARTITION_UNAVAILABLE)  # no route to it: the client retries
