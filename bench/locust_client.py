@@ -20,7 +20,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.raw_load import wait_listening  # noqa: E402
 from cluster.client import Client  # noqa: E402
 from cluster.deploy.local import LocalNode, free_port_block  # noqa: E402
 
@@ -70,18 +70,6 @@ def serve_http(port: int) -> None:
         await server.serve_forever()
 
     uvloop.run(serve())
-
-
-def wait_listening(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 # -- running one case ------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.raw_load import RESULT_AT, ProfiledCluster  # noqa: E402
 from cluster.deploy.local import LocalNode, info_request  # noqa: E402
 from cluster.deploy.local_cluster import LocalCluster, parse_info_kv  # noqa: E402
 from cluster.wire import message as wm  # noqa: E402
@@ -42,7 +43,6 @@ from cluster.wire.message import FieldType, Info2, Message, OpType, value_op  # 
 
 GOAL = 20_000
 VALUE = b"v" * 1024
-RESULT_AT = 8 + 5
 _U64 = struct.Struct(">Q")
 POLL_S = 0.2
 FAST = ["network.heartbeat.interval=100", "service.quantum-interval-ms=200"]
@@ -87,25 +87,6 @@ def set_config(node: LocalNode, command: str) -> None:
 
 def cpu_s(node: LocalNode) -> float:
     return sum(psutil.Process(node.pid).cpu_times()[:2])
-
-
-class ProfiledCluster(LocalCluster):
-    """Every node under cProfile; a .prof per node is written when it is stopped (SIGTERM)."""
-
-    def __init__(self, *a, profile_dir: Path, **kw):
-        super().__init__(*a, **kw)
-        self.profile_dir = profile_dir
-
-    def _node(self, spec):
-        node = super()._node(spec)
-        out = self.profile_dir / f"{spec.name}.prof"
-        plain = node.command
-
-        def command():
-            cmd = plain()
-            return [cmd[0], "-m", "cProfile", "-o", str(out)] + cmd[1:]
-        node.command = command
-        return node
 
 
 def run_case(lc: LocalCluster, sender: LocalNode, threads: int, sleep_us: int, timeout: float) -> dict:

@@ -26,13 +26,11 @@ time goes. With --repeat N the table shows medians over N rounds (ratios taken p
 """
 
 import argparse
-import multiprocessing as mp
 import os
 import shutil
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -43,14 +41,13 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.raw_load import RESULT_AT, exchange, run_loaders, wait_listening  # noqa: E402
 from cluster.deploy.local import LocalNode, free_port_block  # noqa: E402
 from cluster.wire import message as wm  # noqa: E402
 from cluster.wire.digest import compute_digest  # noqa: E402
 from cluster.wire.message import FieldType, Info1, Info2, Message, OpType, value_op  # noqa: E402
 
 VALUE = b"v" * 1024
-_U64 = struct.Struct(">Q")
-RESULT_AT = 8 + 5  # proto header, then AS_MSG header: size info1 info2 info3 info4 result_code
 READ_REPLY = 8 + 22 + 8 + 1 + len(VALUE)  # what the node answers a read of one 1 KiB bin "v"
 WRITE_REPLY = 8 + 22
 
@@ -64,76 +61,11 @@ def request(kind: str, i: int) -> bytes:
                                    ops=[value_op(OpType.WRITE, "v", VALUE)]))
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-    return bytes(buf)
-
-
-def _exchange(sock: socket.socket, frame: bytes) -> bytes:
-    sock.sendall(frame)
-    header = _recv_exact(sock, 8)
-    return header + _recv_exact(sock, _U64.unpack(header)[0] & 0xFFFFFFFFFFFF)
-
-
-def _loader(port: int, frames: list[bytes], reply_size: int, seconds: float, ready, go, out) -> None:
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    count = errors = i = 0
-    ready.put(None)
-    go.wait()
-    t0 = time.monotonic()
-    deadline = t0 + seconds
-    while time.monotonic() < deadline:
-        for _ in range(50):
-            reply = _exchange(sock, frames[i])
-            i = (i + 1) % len(frames)
-            if reply[RESULT_AT] != 0 or len(reply) != reply_size:
-                errors += 1
-            count += 1
-    elapsed = time.monotonic() - t0
-    sock.close()
-    out.put((count, errors, elapsed))
-
-
 def drive(port: int, pid: int, frames: list[bytes], reply_size: int, conns: int,
           seconds: float) -> tuple[float, float]:
     """(ops per second, server CPU µs per op) with `conns` loaders, one request in flight each."""
-    proc = psutil.Process(pid)
-    ready, out, go = mp.Queue(), mp.Queue(), mp.Event()
-    loaders = [mp.Process(target=_loader, args=(port, frames[i::conns], reply_size, seconds, ready, go, out))
-               for i in range(conns)]
-    for p in loaders:
-        p.start()
-    for _ in loaders:
-        ready.get(timeout=30)
-    cpu0 = sum(proc.cpu_times()[:2])
-    go.set()
-    results = [out.get(timeout=seconds + 60) for _ in loaders]
-    cpu = sum(proc.cpu_times()[:2]) - cpu0
-    for p in loaders:
-        p.join()
-    total = sum(r[0] for r in results)
-    errors = sum(r[1] for r in results)
-    if errors:
-        raise RuntimeError(f"{errors} of {total} replies were not a success of the expected size")
-    return sum(r[0] / r[2] for r in results), cpu * 1e6 / max(total, 1)
-
-
-def _wait_listening(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    load = run_loaders([(port, frames[i::conns]) for i in range(conns)], seconds, [pid], reply_size)
+    return load.ops_per_s, load.cpu_us_per_op()
 
 
 def floor_case(reply_size: int, frames: list[bytes], args) -> tuple[float, float]:
@@ -141,7 +73,7 @@ def floor_case(reply_size: int, frames: list[bytes], args) -> tuple[float, float
     body = reply_size - 8
     srv = subprocess.Popen([sys.executable, str(Path(__file__).with_name("floor_server.py")), str(port), str(body)])
     try:
-        _wait_listening(port)
+        wait_listening(port)
         return drive(port, srv.pid, frames, reply_size, args.conns, args.seconds)
     finally:
         srv.kill()
@@ -194,7 +126,7 @@ def node_case(engine: str, kind: str, frames, reply_size: int, preload, args, wo
         pid = node.python_pid if args.profile else node.proc.pid
         with socket.create_connection(("127.0.0.1", port)) as s:
             for f in preload:
-                if _exchange(s, f)[RESULT_AT] != 0:
+                if exchange(s, f)[RESULT_AT] != 0:
                     raise RuntimeError("preload write failed")
         return drive(port, pid, frames, reply_size, args.conns, args.seconds)
     finally:

@@ -16,18 +16,13 @@ RF 2 / RF 1 ratios are taken within each round; the table shows medians.
 """
 
 import argparse
-import multiprocessing as mp
-import socket
 import statistics
-import struct
 import sys
-import time
 from pathlib import Path
-
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.raw_load import ProfiledCluster, run_loaders  # noqa: E402
 from cluster.client.partitions import bitmap_partitions, parse_replicas  # noqa: E402
 from cluster.deploy.local_cluster import LocalCluster  # noqa: E402
 from cluster.wire import message as wm  # noqa: E402
@@ -35,58 +30,11 @@ from cluster.wire.digest import compute_digest, partition_id  # noqa: E402
 from cluster.wire.message import FieldType, Info2, Message, OpType, value_op  # noqa: E402
 
 VALUE = b"v" * 1024
-RESULT_AT = 8 + 5
-_U64 = struct.Struct(">Q")
 
 
 def write_frame(digest: bytes) -> bytes:
     fields = {FieldType.NAMESPACE: b"test", FieldType.SET: b"rw", FieldType.DIGEST: digest}
     return wm.encode_frame(Message(info2=Info2.WRITE, fields=fields, ops=[value_op(OpType.WRITE, "v", VALUE)]))
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-    return bytes(buf)
-
-
-def _loader(port: int, frames: list[bytes], seconds: float, ready, go, out) -> None:
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    count = errors = i = 0
-    ready.put(None)
-    go.wait()
-    t0 = time.monotonic()
-    deadline = t0 + seconds
-    while time.monotonic() < deadline:
-        for _ in range(20):
-            sock.sendall(frames[i])
-            header = _recv_exact(sock, 8)
-            reply = header + _recv_exact(sock, _U64.unpack(header)[0] & 0xFFFFFFFFFFFF)
-            i = (i + 1) % len(frames)
-            errors += reply[RESULT_AT] != 0
-            count += 1
-    elapsed = time.monotonic() - t0
-    sock.close()
-    out.put((count, errors, elapsed))
-
-
-class ProfiledCluster(LocalCluster):
-    """Every node under cProfile; DIR/<name>.prof is written when the node stops (SIGTERM)."""
-
-    def __init__(self, *a, profile_dir: Path, **kw):
-        super().__init__(*a, **kw)
-        self.profile_dir = profile_dir
-
-    def _node(self, spec):
-        node = super()._node(spec)
-        out, plain = self.profile_dir / f"{spec.name}.prof", node.command
-        node.command = lambda: [plain()[0], "-m", "cProfile", "-o", str(out)] + plain()[1:]
-        return node
 
 
 def cluster(rf: int, settings: list[str], profile: str | None) -> LocalCluster:
@@ -121,31 +69,12 @@ def drive(lc: LocalCluster, frames: dict[str, list[bytes]], conns: int,
           seconds: float) -> tuple[float, float, float]:
     """(writes/s, CPU µs of both nodes per write, of which system µs)."""
     names = sorted(frames)
-    procs = [psutil.Process(lc[name].pid) for name in names]
-    ready, out, go = mp.Queue(), mp.Queue(), mp.Event()
-    loaders = []
+    jobs = []
     for k, name in enumerate(names):
         mine = range(k, conns, len(names))  # loaders on this node, each with its own slice of keys
-        for j in range(len(mine)):
-            share = frames[name][j::len(mine)]
-            loaders.append(mp.Process(target=_loader, args=(lc[name].port, share, seconds, ready, go, out)))
-    for p in loaders:
-        p.start()
-    for _ in loaders:
-        ready.get(timeout=30)
-    cpu0 = [p.cpu_times()[:2] for p in procs]
-    go.set()
-    results = [out.get(timeout=seconds + 60) for _ in loaders]
-    cpu1 = [p.cpu_times()[:2] for p in procs]
-    user = sum(b[0] - a[0] for a, b in zip(cpu0, cpu1, strict=True))
-    system = sum(b[1] - a[1] for a, b in zip(cpu0, cpu1, strict=True))
-    for p in loaders:
-        p.join()
-    total = sum(r[0] for r in results)
-    errors = sum(r[1] for r in results)
-    if errors:
-        raise RuntimeError(f"{errors} of {total} writes failed")
-    return sum(r[0] / r[2] for r in results), (user + system) * 1e6 / max(total, 1), system * 1e6 / max(total, 1)
+        jobs += [(lc[name].port, frames[name][j::len(mine)]) for j in range(len(mine))]
+    load = run_loaders(jobs, seconds, [lc[name].pid for name in names])
+    return load.ops_per_s, load.cpu_us_per_op(), load.cpu_system_s * 1e6 / max(load.ops, 1)
 
 
 def main() -> None:

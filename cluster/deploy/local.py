@@ -63,12 +63,12 @@ def info_request(host: str, port: int, commands: list[str], timeout: float = 2.0
     """Send one info request and return {command: value}."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(winfo.build_request(commands))
-        header = _recv_exact(sock, proto.HEADER_SIZE)
+        header = recv_exact(sock, proto.HEADER_SIZE)
         _type, size = proto.unpack_header(header)
-        return winfo.parse_response(_recv_exact(sock, size))
+        return winfo.parse_response(recv_exact(sock, size))
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def recv_exact(sock: socket.socket, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:
         chunk = sock.recv(n - len(buf))
