@@ -24,7 +24,7 @@ from cluster.core.data_plane import DataPlane
 from cluster.core.effects import Outbox
 from cluster.core.messages import encode
 from cluster.core.migration import MigrationConfig
-from cluster.core.records import apply_if_better, image_of
+from cluster.core.records import RecordImage, apply_if_better, image_of
 from cluster.node.membership_driver import monotonic_ms
 from cluster.storage.record import now_cl_seconds
 from cluster.wire import message as wm
@@ -155,16 +155,10 @@ class DataDriver:
         if fut is not None and not fut.done():
             fut.set_result(True)
 
-    def start_replication(self, ns: str, digest: bytes) -> asyncio.Future | None:
-        """Ship the record's current copy to the replicas; None if there are none."""
-        pid = partition_id(digest)
-        targets = self.plane.replica_targets(ns, pid)
-        if not targets:
-            return None
-        image = image_of(self.node.namespaces[ns].storage, digest, now_cl_seconds())
-        if image is None:
-            return None
-        tid = self.plane.replication.start(ns, pid, image, targets, monotonic_ms())
+    def start_replication(self, ns: str, image: RecordImage) -> asyncio.Future | None:
+        """Ship a record's new copy (as the write just stored it) to the replicas; None if there are none."""
+        pid = partition_id(image.digest)
+        tid = self.plane.replication.start(ns, pid, image, self.plane.replica_targets(ns, pid), monotonic_ms())
         if tid is None:
             return None
         fut = asyncio.get_running_loop().create_future()

@@ -20,6 +20,7 @@ from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING
 
 from cluster.core.data_plane import PROXY, UNAVAILABLE
+from cluster.core.records import RecordImage
 from cluster.node import bins as binops
 from cluster.node.namespace import Namespace
 from cluster.storage.engine import OutOfSpace, RecordTooBig
@@ -62,15 +63,18 @@ class Clock:
 
 
 class Outcome:
-    """What one record operation produced: the reply header values and any bins to return."""
+    """What one record operation produced: the reply header values and any bins to return,
+    and for a write that changed the record, its new image (what replication ships)."""
 
-    __slots__ = ("result", "generation", "void_time", "ops")
+    __slots__ = ("result", "generation", "void_time", "ops", "image")
 
-    def __init__(self, result: int, generation: int = 0, void_time: int = 0, ops: list[Op] | None = None):
+    def __init__(self, result: int, generation: int = 0, void_time: int = 0, ops: list[Op] | None = None,
+                 image: RecordImage | None = None):
         self.result = result
         self.generation = generation
         self.void_time = void_time
         self.ops = ops or []
+        self.image = image
 
     def encode(self, transaction_ttl: int = 0) -> bytes:
         if not self.ops:
@@ -87,7 +91,7 @@ class RawOutcome(Outcome):
     __slots__ = ("n_ops", "raw_ops")
 
     def __init__(self, generation: int, void_time: int, n_ops: int, raw_ops: bytes):
-        self.result, self.generation, self.void_time, self.ops = ResultCode.OK, generation, void_time, []
+        self.result, self.generation, self.void_time, self.ops, self.image = ResultCode.OK, generation, void_time, [], None
         self.n_ops, self.raw_ops = n_ops, raw_ops
 
     def encode(self, transaction_ttl: int = 0) -> bytes:
@@ -159,8 +163,8 @@ class Transactions:
         """Route one record request: execute here, proxy it, or refuse it (spec §7.1)."""
         ns = self._namespace(msg.fields)
         digest = _digest(msg.fields)
-        write = bool(msg.info2 & Info2.WRITE)
-        where, node = self.cluster.plane.route(ns.name, partition_id(digest), write)
+        write, pid = bool(msg.info2 & Info2.WRITE), partition_id(digest)
+        where, node = self.cluster.plane.route(ns.name, pid, write)
         if where == UNAVAILABLE:
             return wm.encode_header_only(ResultCode.PARTITION_UNAVAILABLE, transaction_ttl=transaction_ttl)
         deadline = self.deadline(msg.transaction_ttl)
@@ -168,17 +172,16 @@ class Transactions:
             ns.counters["client_proxied"] += 1
             return self.cluster.proxy(node, body or wm.encode(msg), hops, deadline)
         if write:
-            duplicates = self.cluster.plane.dup_sources(ns.name, partition_id(digest))
+            duplicates = self.cluster.plane.dup_sources(ns.name, pid)
             if duplicates:
                 return self._write_after_dup_res(ns, msg, digest, duplicates, deadline, transaction_ttl)
-        return self._execute(ns, msg, digest, write, deadline, transaction_ttl)
+        return self._execute(ns, msg, deadline, transaction_ttl)
 
-    def _execute(self, ns: Namespace, msg: Message, digest: bytes, write: bool, deadline: float,
-                 transaction_ttl: int) -> Reply:
+    def _execute(self, ns: Namespace, msg: Message, deadline: float, transaction_ttl: int) -> Reply:
         outcome = self.record(ns, msg.fields, msg.info1, msg.info2, msg.info3,
                               msg.generation, msg.record_ttl, msg.ops)
-        if write and outcome.result == ResultCode.OK:
-            replication = self.cluster.start_replication(ns.name, digest)
+        if outcome.image is not None:
+            replication = self.cluster.start_replication(ns.name, outcome.image)
             if replication is not None:
                 return self._after_replication(ns, replication, outcome, deadline, transaction_ttl)
         return outcome.encode(transaction_ttl)
@@ -190,7 +193,7 @@ class Transactions:
             ns.counters["client_write_timeout"] += 1
             return wm.encode_header_only(ResultCode.TIMEOUT, transaction_ttl=transaction_ttl)
         try:
-            reply = self._execute(ns, msg, digest, True, deadline, transaction_ttl)
+            reply = self._execute(ns, msg, deadline, transaction_ttl)
         except AerospikeError as exc:
             return wm.encode_header_only(exc.code, transaction_ttl=transaction_ttl)
         return reply if isinstance(reply, bytes) else await reply
@@ -286,16 +289,16 @@ class Transactions:
         if meta is None:
             return Outcome(ResultCode.KEY_NOT_FOUND)
         self._check_generation(ns, meta, info2, generation)
-        self._bury(ns, digest, meta)
-        return Outcome(ResultCode.OK)
+        return Outcome(ResultCode.OK, image=self._bury(ns, digest, meta))
 
-    def _bury(self, ns: Namespace, digest: bytes, meta: RecordMeta) -> None:
+    def _bury(self, ns: Namespace, digest: bytes, meta: RecordMeta) -> RecordImage:
         """A durable delete: a tombstone one generation on, so it wins over older copies elsewhere."""
         tomb = RecordMeta(meta.generation % 0xFFFF + 1, 0, max(self.clock.now_ms(), meta.lut + 1), meta.set_name)
         try:
             ns.storage.bury(digest, tomb)  # deletes are allowed under stop-writes ...
         except OutOfSpace as exc:  # ... unless not even a tombstone fits
             raise AerospikeError(ResultCode.OUT_OF_SPACE, str(exc)) from exc
+        return RecordImage(digest, tomb.generation, 0, tomb.lut, tomb.set_name, b"", 1)
 
     # -- writes ---------------------------------------------------------------------
 
@@ -365,8 +368,7 @@ class Transactions:
             # A write that leaves no bins deletes the record (touch alone needs a record).
             if meta is None:
                 return Outcome(ResultCode.KEY_NOT_FOUND if touched or not ops else ResultCode.OK)
-            self._bury(ns, digest, meta)
-            return Outcome(ResultCode.OK, 0, 0, out)
+            return Outcome(ResultCode.OK, 0, 0, out, self._bury(ns, digest, meta))
 
         # a record re-created over its tombstone continues its generations, so that it wins
         # over the tombstone (and the tombstone over older copies) wherever copies merge
@@ -391,7 +393,8 @@ class Transactions:
         except RecordTooBig as exc:
             ns.counters["fail_record_too_big"] += 1
             raise AerospikeError(ResultCode.RECORD_TOO_BIG, str(exc)) from None
-        return Outcome(ResultCode.OK, new_gen, void_time, out)
+        return Outcome(ResultCode.OK, new_gen, void_time, out,
+                       RecordImage(digest, new_gen, void_time, lut, set_name, payload, 0))
 
     # -- batch ----------------------------------------------------------------------
 
