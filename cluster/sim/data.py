@@ -197,7 +197,6 @@ class DataNode:
     plane: DataPlane | None = None
     outbox: Outbox | None = None
     pump_at: int | None = None  # µs of the scheduled pump
-    versions_sent: int = -1  # plane.map_version last handed to the exchange
     waiting: dict[int, ClientOp] = field(default_factory=dict)  # replication tid -> op
     stash: list = field(default_factory=list)  # data messages that arrived while paused
 
@@ -294,8 +293,8 @@ class DataSimulation(Simulation):
                              self.migration_config, on_write_replicated=lambda tid, i=node.index: self._client_acked(i, tid),
                              partitions=self.data_config.partitions)
         dn.plane.load_versions(self.now_ms // 1000)
-        dn.versions_sent, dn.waiting, dn.stash, dn.pump_at = -1, {}, [], None
-        self._publish_versions(node.index)
+        dn.waiting, dn.stash, dn.pump_at = {}, [], None
+        node.membership.exchange.versions_source = dn.plane.local_versions  # read at each new cluster
 
     def _on_event(self, node, event) -> None:
         super()._on_event(node, event)
@@ -308,7 +307,6 @@ class DataSimulation(Simulation):
             dn.plane.on_orphaned()
         elif isinstance(event, ExchangeComplete):
             dn.plane.on_exchange_complete(event, self.now_ms)
-            dn.versions_sent = -1  # the base class put placeholder versions in the exchange
         else:
             return
         self._plane_after(node.index)
@@ -343,15 +341,8 @@ class DataSimulation(Simulation):
                 return False
         return True
 
-    def _publish_versions(self, index: int) -> None:
-        """The exchange sends whatever `local_versions` holds when the cluster changes."""
-        dn, node = self.data_nodes[index], self.nodes[index]
-        if dn.plane is not None and node.membership is not None and dn.versions_sent != dn.plane.map_version:
-            node.membership.set_local_versions(dn.plane.local_versions())
-            dn.versions_sent = dn.plane.map_version
-
     def _plane_after(self, index: int) -> None:
-        """After anything happened on a node's plane: pump, send, publish versions."""
+        """After anything happened on a node's plane: pump and send."""
         dn = self.data_nodes[index]
         plane = dn.plane
         wake = plane.pump(self.now_ms, self.now_ms // 1000)
@@ -360,7 +351,6 @@ class DataSimulation(Simulation):
         sends, _ = dn.outbox.take()
         if sends:
             self._send_data(index, sends)
-        self._publish_versions(index)
         if wake is not None:
             at = max(wake * 1000, self.now_us + 1)
             if dn.pump_at is None or at < dn.pump_at or dn.pump_at <= self.now_us:
