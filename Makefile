@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup system demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Debian packages (iptables, chromium): installed as root when missing, else the tests needing them skip
+system:
+	./tools/system-deps.sh
+
+setup: system $(STAMP)
 
 demo: setup
 	$(BIN)/python -m cluster.deploy.demo
