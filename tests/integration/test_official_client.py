@@ -132,12 +132,15 @@ def test_batch_read(aero):
     records = aero.batch_read(keys).batch_records
     assert len(records) == 50
     for i, rec in enumerate(records):
+        assert rec.key[:3] == keys[i], (i, rec.key)  # answered in request order
         if i < 40:
-            assert rec.result == 0 and rec.record[2] == {"i": i, "sq": i * i}
-        else:
-            assert rec.result == 2 and rec.record is None or rec.record[2] is None
+            assert rec.result == 0, (i, rec.result)
+            _key, meta, bins = rec.record
+            assert bins == {"i": i, "sq": i * i} and meta["gen"] == 1, (i, rec.record)
+        else:  # a missing record: NOT_FOUND (2) and no record at all
+            assert (rec.result, rec.record) == (2, None), (i, rec.result, rec.record)
     only_i = aero.batch_read(keys[:5], ["i"]).batch_records
-    assert [r.record[2] for r in only_i] == [{"i": i} for i in range(5)]
+    assert [(r.result, r.record[2]) for r in only_i] == [(0, {"i": i}) for i in range(5)]
 
 
 def test_scan_and_query_return_every_record(aero):
