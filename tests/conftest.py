@@ -1,5 +1,7 @@
 """Shared fixtures: real node processes on loopback, the official client against them."""
 
+import time
+
 import pytest
 
 from cluster.deploy.local import LocalNode, free_port_block
@@ -37,3 +39,20 @@ def aero(node):
     client = aerospike.client({"hosts": [node.address], "policies": {"total_timeout": 5000}}).connect()
     yield client
     client.close()
+
+
+def wait_until(condition, timeout: float, what: str = "the condition", poll: float = 0.05, check: bool = True):
+    """Poll `condition()` until it returns something truthy, and return that value.
+
+    At the deadline: an AssertionError naming `what` (with the last value seen), or with
+    check=False that last value, for callers that assert on it themselves.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            break
+        time.sleep(poll)
+    if check and not value:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
+    return value
