@@ -39,6 +39,10 @@ class FakeNode:
     ("close",)         close the connection without replying
     ("stall", seconds) wait, then reply ok
     ("stray",)         reply ok followed by one extra unsolicited byte
+    ("reply", message) reply with that Message, encoded as the node would (wm.encode_frame)
+    ("raw", data)      send these bytes as they are: any number of frames, compressed or malformed
+    With the script empty, `reply` (a Message), if set, answers instead of "ok". Every AS_MSG
+    request is kept as parsed (`requests`) and as the exact bytes received (`frames`).
     """
 
     def __init__(self, name: str = "BB9000000000001", columns: list | None = None):
@@ -50,6 +54,8 @@ class FakeNode:
         self.replicas = replicas_value(columns if columns is not None else [ALL_PARTITIONS])
         self.script: deque = deque()
         self.requests: list[Message] = []
+        self.frames: list[bytes] = []  # AS_MSG requests as sent: proto header included, maybe compressed
+        self.reply: Message | None = None
         self.info_requests: list[list[str]] = []
         self.accepted = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -90,8 +96,11 @@ class FakeNode:
     def _serve(self, conn: socket.socket) -> None:
         try:
             while True:
-                msg_type, size = proto.unpack_header(_recv(conn, proto.HEADER_SIZE))
+                header = _recv(conn, proto.HEADER_SIZE)
+                msg_type, size = proto.unpack_header(header)
                 body = _recv(conn, size)
+                if msg_type != proto.TYPE_INFO:
+                    self.frames.append(header + body)
                 if msg_type == proto.TYPE_COMPRESSED:
                     msg_type, body = proto.decompress(body)
                 if msg_type == proto.TYPE_INFO:
@@ -120,9 +129,12 @@ class FakeNode:
 
     def _as_msg(self, conn: socket.socket, msg: Message) -> bool:
         self.requests.append(msg)
-        action = self.script.popleft() if self.script else ("ok",)
+        action = self.script.popleft() if self.script else ("ok",) if self.reply is None else ("reply", self.reply)
         if action[0] == "close":
             return False
+        if action[0] in ("reply", "raw"):
+            conn.sendall(wm.encode_frame(action[1]) if action[0] == "reply" else action[1])
+            return True
         if action[0] == "stall":
             time.sleep(action[1])
         reply = Message(result_code=action[1] if action[0] == "rc" else 0, generation=1)

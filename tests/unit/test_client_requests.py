@@ -1,29 +1,26 @@
-"""Request bytes and reply decoding, checked without a server.
+"""Request bytes and reply decoding, through a real socket to a scripted fake node.
 
-Single-record commands are captured at `execute` (the last step before the socket);
-batch and scan go through a stub connection that records what is sent and plays back
-canned reply frames.
+Every command goes the client's whole way — framing, the retry loop, the connection pool,
+reading the reply frame — to `FakeNode`, which keeps the exact request bytes and answers
+with real wire bytes (`cluster.wire` encodes them), so the client's own reply decoding
+(headers, particles, void times, compressed and multi-frame streams) is what is checked.
 """
 
-from contextlib import contextmanager
-from types import SimpleNamespace
+import time
 
 import pytest
 
 from cluster.client import Client, errors
 from cluster.client import operations as op
-from cluster.client.batch import batch_read
-from cluster.client.command import CITRUSLEAF_EPOCH, frame_request, read_stream, ttl_from_void_time
+from cluster.client.command import CITRUSLEAF_EPOCH, ttl_from_void_time
 from cluster.client.keys import Key
 from cluster.client.policies import Policy, resolve
-from cluster.client.scan import Scan
 from cluster.wire import message as wm
 from cluster.wire import proto
 from cluster.wire.batch import parse_rows
-from cluster.wire.message import FieldType, Info3, Message, OpType
+from cluster.wire.message import FieldType, Info1, Info3, Message, OpType
 from cluster.wire.result_codes import AerospikeError
-
-NODE = SimpleNamespace(host="127.0.0.1", port=3000)
+from tests.unit.client_fakes import FakeNode
 
 PUT_CAPTURED = bytes.fromhex(  # spec §3.4: put(("test","demo",1), {"a": 7, "s": "hi"})
     "02030000000000 5d"
@@ -37,27 +34,24 @@ PUT_CAPTURED = bytes.fromhex(  # spec §3.4: put(("test","demo",1), {"a": 7, "s"
 KEY_FIELDS = PUT_CAPTURED[8 + 22 : 8 + 22 + 43]
 
 
-class Sent(list):
-    """Frames the client would send; every command is answered with `reply`."""
-
-    reply = Message(generation=1)
+@pytest.fixture
+def fake():
+    node = FakeNode()
+    yield node
+    node.stop()
 
 
 @pytest.fixture
-def sent(monkeypatch):
-    frames = Sent()
-
-    def fake_execute(cluster, key, msg, policy, write):
-        frames.append(frame_request(msg, policy))
-        return frames.reply, NODE
-
-    monkeypatch.setattr("cluster.client.client.execute", fake_execute)
-    return frames
+def client(fake):
+    client = Client({"hosts": [fake.address], "tend_interval": 60_000}).connect()
+    yield client
+    client.close()
 
 
 @pytest.fixture
-def client():
-    return Client({"hosts": [("127.0.0.1", 1)]})
+def sent(fake, client):
+    """The exact bytes of each AS_MSG request the fake node received, in order."""
+    return fake.frames
 
 
 def header(frame: bytes) -> Message:
@@ -69,8 +63,8 @@ def test_put_matches_captured_official_bytes(sent, client):
     assert sent[0] == PUT_CAPTURED
 
 
-def test_get_matches_captured_official_bytes(sent, client):
-    sent.reply = Message(generation=3, ops=[wm.value_op(OpType.READ, "a", 7)])
+def test_get_matches_captured_official_bytes(sent, client, fake):
+    fake.reply = Message(generation=3, ops=[wm.value_op(OpType.READ, "a", 7)])
     key, meta, bins = client.get(("test", "demo", 1))
     expected = bytes.fromhex("0203000000000041" "16 03 00 00 00 00 00000000 00000000 000003e8 0003 0000") + KEY_FIELDS
     assert sent[0] == expected
@@ -137,19 +131,57 @@ def test_compression_only_above_threshold(sent, client):
     assert wm.parse(body)[0].ops[0].value == b"x" * 1000
 
 
-def test_server_error_codes_raise_matching_exceptions(sent, client):
-    sent.reply = Message(result_code=2)
+def test_server_error_codes_raise_matching_exceptions(client, fake):
+    fake.reply = Message(result_code=2)
     with pytest.raises(errors.RecordNotFound) as info:
         client.get(("test", "demo", 1))
     assert info.value.code == 2 and isinstance(info.value, AerospikeError)
     assert client.exists(("test", "demo", 1))[1] is None
-    sent.reply = Message(result_code=5)
+    fake.reply = Message(result_code=5)
     with pytest.raises(errors.RecordExists):
         client.put(("test", "demo", 1), {"a": 1}, policy={"exists": "create_only"})
-    sent.reply = Message(result_code=25)  # no dedicated class: the base class, code kept
+    fake.reply = Message(result_code=25)  # no dedicated class: the base class, code kept
     with pytest.raises(AerospikeError) as info:
         client.remove(("test", "demo", 1))
     assert type(info.value) is AerospikeError and info.value.code == 25
+    assert len(fake.requests) == 4  # none of these codes is retried
+
+
+EVERY_TYPE = {
+    "int": -(2**63), "big": 2**63 - 1, "float": 3.25, "str": "héllo", "blob": b"\x00\xff", "bool": True,
+    "list": [1, "two", 3.0, b"four", [5], {"six": 6}, None], "map": {"a": 1, 7: "seven", b"k": 1.5},
+}
+
+
+def test_reply_bins_meta_and_void_time_are_decoded(client, fake):
+    void_time = int(time.time()) - CITRUSLEAF_EPOCH + 100
+    fake.reply = Message(generation=7, record_ttl=void_time,
+                         ops=[wm.value_op(OpType.READ, name, value) for name, value in EVERY_TYPE.items()])
+    _key, meta, bins = client.get(("test", "demo", 1))
+    assert bins == EVERY_TYPE and meta["gen"] == 7 and 98 <= meta["ttl"] <= 100
+    assert client.exists(("test", "demo", 1))[1]["gen"] == 7
+    fake.reply = Message(generation=2, ops=[wm.value_op(OpType.READ, "n", 1), wm.value_op(OpType.READ, "n", 2)])
+    assert client.operate(("test", "demo", 1), [op.increment("n", 1), op.read("n")])[2] == {"n": 2}
+
+
+def test_compressed_reply_is_inflated(client, fake):
+    reply = Message(generation=1, ops=[wm.value_op(OpType.READ, "text", "x" * 5000)])
+    fake.script.append(("raw", proto.compress(proto.TYPE_MSG, wm.encode(reply))))
+    assert client.get(("test", "demo", 1), policy={"compress": True})[2] == {"text": "x" * 5000}
+    assert fake.requests[0].info1 & Info1.COMPRESS_RESPONSE
+
+
+@pytest.mark.parametrize("raw, match", [
+    (proto.frame(proto.TYPE_MSG, b"\x16\x00\x01"), "malformed reply"),  # a header cut short
+    (proto.frame(proto.TYPE_INFO, b"node\tX\n"), "unexpected reply"),
+    (proto.frame(proto.TYPE_MSG, b""), "unexpected reply"),
+], ids=["cut-short", "info-type", "empty"])
+def test_bad_replies_are_client_errors(client, fake, raw, match):
+    fake.script.append(("raw", raw))
+    with pytest.raises(errors.ClientError, match=match) as info:
+        client.get(("test", "demo", 1))
+    assert info.value.code == -1
+    assert client.get(("test", "demo", 1))[2] == {"a": 1}  # the next command is answered normally
 
 
 @pytest.mark.parametrize("bad", [("test", "demo"), ("", "demo", 1), ("test", "demo", None), ("test", "demo", [1]),
@@ -181,51 +213,7 @@ def test_policy_resolution_layers():
         resolve({"timeout_total": 1})
 
 
-# -- batch and scan through a stub connection ---------------------------------------------------
-
-class StubConn:
-    address = ("127.0.0.1", 3000)
-
-    def __init__(self, frames):
-        self.frames = list(frames)
-        self.sent = []
-
-    def set_timeout(self, _):
-        pass
-
-    def send(self, data):
-        self.sent.append(data)
-
-    def read_frame(self):
-        msg_type, body = self.frames.pop(0)
-        return (proto.TYPE_MSG, proto.decompress(body)[1]) if msg_type == proto.TYPE_COMPRESSED else (msg_type, body)
-
-    def where(self):
-        return "127.0.0.1:3000"
-
-
-class StubNode:
-    host, port, closed = "127.0.0.1", 3000, False
-
-    def __init__(self, frames):
-        self.conn = StubConn(frames)
-
-    @contextmanager
-    def connection(self):
-        yield self.conn
-
-
-class StubCluster:
-    def __init__(self, node):
-        self.node = node
-        self.partitions = SimpleNamespace(node=lambda ns, pid, column: self.node)
-
-    def node_for(self, namespace, pid, attempt=0, sequence=False):
-        return self.node
-
-    def require_namespace(self, namespace):
-        return self.partitions
-
+# -- batch and scan: multi-frame streams ----------------------------------------------------------
 
 def row_reply(index, result=0, **bins):
     return wm.encode(Message(result_code=result, generation=1, transaction_ttl=index,
@@ -235,44 +223,40 @@ def row_reply(index, result=0, **bins):
 LAST = wm.encode_header_only(0, info3=Info3.LAST)
 
 
-def test_batch_request_and_out_of_order_multi_frame_replies():
-    keys = [Key.of(("test", "demo", i)) for i in range(3)]
-    frames = [
-        (proto.TYPE_MSG, row_reply(2, x=2) + row_reply(0, x=0)),
-        (proto.TYPE_COMPRESSED, proto.compress(proto.TYPE_MSG, row_reply(1, result=2) + LAST)[8:]),
-    ]
-    node = StubNode(frames)
-    replies = batch_read(StubCluster(node), keys, None, Policy())
-    assert [r.result_code for r in replies] == [0, 2, 0]
-    assert replies[2].ops[0].name == "x"
-    request = node.conn.sent[0]
-    msg = header(request)
+def test_batch_request_and_out_of_order_multi_frame_replies(client, fake, sent):
+    keys = [("test", "demo", i) for i in range(3)]
+    fake.script.append(("raw", proto.frame(proto.TYPE_MSG, row_reply(2, x=2) + row_reply(0, x=0))
+                        + proto.compress(proto.TYPE_MSG, row_reply(1, result=2) + LAST)))
+    records = client.batch_read(keys)
+    assert [(r[0][:3], r[1], r[2]) for r in records] == [
+        (keys[0], {"gen": 1, "ttl": 0xFFFFFFFF}, {"x": 0}), (keys[1], None, None),
+        (keys[2], {"gen": 1, "ttl": 0xFFFFFFFF}, {"x": 2})]
+    msg = header(sent[0])
     assert (msg.info1, msg.transaction_ttl, list(msg.fields)) == (0x08, 1000, [FieldType.BATCH_INDEX])
     rows = parse_rows(msg.fields[FieldType.BATCH_INDEX])
-    assert [(r.index, r.digest, r.info1) for r in rows] == [(i, k.digest, 0x03) for i, k in enumerate(keys)]
+    assert [(r.index, r.digest, r.info1) for r in rows] == [(i, Key.of(k).digest, 0x03) for i, k in enumerate(keys)]
     assert rows[0].fields == {FieldType.NAMESPACE: b"test", FieldType.SET: b"demo"}
 
 
-def test_batch_of_one_key_per_node_is_a_plain_read():
-    node = StubNode([(proto.TYPE_MSG, row_reply(0, x=1))])
-    batch_read(StubCluster(node), [Key.of(("test", "demo", 1))], ["x"], Policy())
-    msg = header(node.conn.sent[0])
-    assert msg.info1 == 0x01 and [o.name for o in msg.ops] == ["x"] and FieldType.DIGEST in msg.fields
+def test_batch_of_one_key_per_node_is_a_plain_read(client, fake):
+    assert client.batch_read([("test", "demo", 1)], ["a"])[0][2] == {"a": 1}
+    msg = fake.requests[0]
+    assert msg.info1 == 0x01 and [o.name for o in msg.ops] == ["a"] and FieldType.DIGEST in msg.fields
 
 
-def test_batch_reply_for_unknown_row_is_rejected():
-    node = StubNode([(proto.TYPE_MSG, row_reply(7) + LAST)])
-    with pytest.raises(errors.ClientError):
-        batch_read(StubCluster(node), [Key.of(("test", "demo", i)) for i in range(2)], None, Policy())
+def test_batch_reply_for_unknown_row_is_rejected(client, fake):
+    fake.script.append(("raw", proto.frame(proto.TYPE_MSG, row_reply(7) + LAST)))
+    with pytest.raises(errors.ClientError, match="row 7"):
+        client.batch_read([("test", "demo", i) for i in range(2)])
 
 
-def test_stream_last_with_error_fails_the_command():
-    conn = StubConn([(proto.TYPE_MSG, row_reply(0) + wm.encode_header_only(11, info3=Info3.LAST))])
+def test_stream_last_with_error_fails_the_command(client, fake):
+    fake.script.append(("raw", proto.frame(proto.TYPE_MSG, row_reply(0) + wm.encode_header_only(11, info3=Info3.LAST))))
     with pytest.raises(errors.ClusterError):
-        list(read_stream(conn))
+        client.batch_read([("test", "demo", i) for i in range(2)], policy={"max_retries": 0})
 
 
-def test_scan_request_and_partition_resume():
+def test_scan_request_and_partition_resume(client, fake, sent):
     record = wm.encode(Message(generation=2, fields={FieldType.NAMESPACE: b"test", FieldType.DIGEST: bytes(20),
                                                      FieldType.KEY: b"\x01" + (5).to_bytes(8, "big")},
                                ops=[wm.value_op(OpType.READ, "i", 5)]))
@@ -280,19 +264,19 @@ def test_scan_request_and_partition_resume():
     # Partition 0 delivers a record but is reported unavailable (11): it is asked again, after that digest.
     first = record + wm.encode_header_only(11, generation=0, info3=Info3.PARTITION_DONE) + b"".join(done) + LAST
     second = wm.encode_header_only(0, generation=0, info3=Info3.PARTITION_DONE) + LAST
-    node = StubNode([(proto.TYPE_MSG, first), (proto.TYPE_MSG, second)])
-    got = Scan(StubCluster(node), "test", "demo", Policy(total_timeout=0, max_retries=1)).results()
+    fake.script.extend([("raw", proto.frame(proto.TYPE_MSG, first)), ("raw", proto.frame(proto.TYPE_MSG, second))])
+    got = client.scan("test", "demo", policy={"total_timeout": 0, "max_retries": 1}).results()
     assert got == [(("test", None, 5, bytearray(20)), {"gen": 2, "ttl": 0xFFFFFFFF}, {"i": 5})]
-    one, two = (header(f) for f in node.conn.sent)
+    one, two = (header(f) for f in sent)
     assert (one.info1, one.info3, one.record_ttl) == (0x01, 0x04, 0xFFFFFFFF)
     assert one.fields[FieldType.SET] == b"demo"
     assert one.fields[FieldType.PID_ARRAY] == b"".join(p.to_bytes(2, "little") for p in range(4096))
     assert FieldType.PID_ARRAY not in two.fields and two.fields[FieldType.DIGEST_ARRAY] == bytes(20)
 
 
-def test_scan_callback_can_stop_early():
+def test_scan_callback_can_stop_early(client, fake):
     record = wm.encode(Message(fields={FieldType.NAMESPACE: b"test", FieldType.DIGEST: bytes(20)}))
-    node = StubNode([(proto.TYPE_MSG, record * 3 + LAST)])
+    fake.script.append(("raw", proto.frame(proto.TYPE_MSG, record * 3 + LAST)))
     seen = []
-    Scan(StubCluster(node), "test", None, Policy()).foreach(lambda rec: seen.append(rec) or False)
+    client.scan("test").foreach(lambda rec: seen.append(rec) or False)
     assert len(seen) == 1
