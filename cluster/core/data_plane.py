@@ -1,7 +1,9 @@
 """One node's data plane, sans I/O: partition ownership, replica writes and migrations.
 
 The node runtime and the simulator drive the same object: they hand it the exchange's
-outcome, fabric messages and the time, and send what it puts in the outbox. It decides,
+outcome, fabric messages and the time, send what it puts in the outbox and act on the
+events it emits there (`Replicated`, `ServeProxied`, `ProxyDone`, `DupResolved`: the
+transaction layer's replica writes, proxies and duplicate resolution). It decides,
 per namespace and partition, who serves (`route`), where a write must be replicated
 (`replica_targets`), what migrates where, and which version of each partition this node
 reports in the next exchange (`local_versions`).
@@ -26,16 +28,22 @@ from cluster.wire.result_codes import ResultCode
 
 from .data_messages import (
     MIGRATION_MESSAGES,
+    DupRequest,
+    DupResponse,
     MigrateAllDone,
     MigrateAllDoneAck,
+    ProxyRequest,
+    ProxyResponse,
     ReplWrite,
     ReplWriteAck,
 )
+from .dup_res import DuplicateResolution
 from .effects import ExchangeComplete, Outbox
 from .messages import Versions
 from .migration import CONTROL_RETRANSMIT_MS, Emigration, MigrationConfig, Migrations
 from .partition_balance import effective_replication_factor, partition_table
 from .partition_version import ISOLATED, Version
+from .proxy import Proxies
 from .rebalance import ACTING_MASTER, CONTINGENT, PartitionPlan, balance_namespace, versions_by_pid
 from .records import LAST_UPDATE_TIME, apply_if_better
 from .replication import Replication
@@ -67,7 +75,7 @@ class DataPlaneStats:
 class DataPlane:
     def __init__(self, node_id: int, outbox: Outbox, stores: Mapping[str, StorageEngine],
                  replication_factor: Mapping[str, int], migration: MigrationConfig,
-                 on_write_replicated=lambda tid: None, partitions: int = N_PARTITIONS):
+                 partitions: int = N_PARTITIONS):
         """`partitions` < 4096 restricts the plane to pids 0..partitions-1 (a simulator that
         only ever uses those digests saves the cost of the rest; every node must agree)."""
         self.node_id = node_id
@@ -82,8 +90,12 @@ class DataPlane:
         self.n_partitions = partitions
         self.migrations = Migrations(node_id, outbox, stores, migration, self._expects, self._emigrated,
                                      self._immigrated)
-        self.replication = Replication(node_id, outbox, on_write_replicated)
-        self._signalling: set[tuple[str, int]] = set()  # partitions with ALL_DONE unacked
+        self.replication = Replication(node_id, outbox, migration)
+        self.proxies = Proxies(node_id, outbox)
+        self.dup_res = DuplicateResolution(node_id, outbox, stores, migration)
+        # partitions with ALL_DONE unacked; a dict, not a set: its order decides the order of
+        # messages, and a set of str-keyed tuples iterates differently with every hash seed
+        self._signalling: dict[tuple[str, int], None] = {}
         self.map_version = 0  # bumped whenever ownership or versions change (republish the map)
         self._frozen = False  # between a cluster change and its exchange: versions must not move
 
@@ -124,7 +136,7 @@ class DataPlane:
         self.migrations.reset(0)
         self.cluster_key = 0
         self._frozen = True
-        self._signalling = set()
+        self._signalling = {}
         self.map_version += 1
 
     def on_exchange_complete(self, event: ExchangeComplete, now_ms: int) -> None:
@@ -133,7 +145,7 @@ class DataPlane:
         self._frozen = False
         self.migrations.reset(event.cluster_key)
         self.replication.cluster_key = event.cluster_key
-        self._signalling = set()
+        self._signalling = {}
         for ns, states in self.partitions.items():
             rf = effective_replication_factor(self.replication_factor[ns], len(event.succession))
             versions = {node: versions_by_pid(v.get(ns, {})) for node, v in event.versions_by_node.items()}
@@ -202,6 +214,14 @@ class DataPlane:
             self._on_replica_write(msg, now_s)
         elif kind is ReplWriteAck:
             self.replication.on_ack(msg)
+        elif kind is ProxyRequest:
+            self.proxies.on_request(msg, now_ms)
+        elif kind is ProxyResponse:
+            self.proxies.on_response(msg)
+        elif kind is DupRequest:
+            self.dup_res.on_request(msg, now_s)
+        elif kind is DupResponse:
+            self.dup_res.on_response(msg, now_s)
         elif kind is MigrateAllDone:
             self._on_all_done(msg)
         elif kind is MigrateAllDoneAck:
@@ -212,7 +232,8 @@ class DataPlane:
 
     def pump(self, now_ms: int, now_s: int) -> int | None:
         """Send what is due; returns when to call again at the latest (None: nothing pending)."""
-        wakes = [self.migrations.pump(now_ms, now_s), self.replication.tick(now_ms), self._resend_signals(now_ms)]
+        wakes = [self.migrations.pump(now_ms, now_s), self.replication.tick(now_ms), self._resend_signals(now_ms),
+                 self.proxies.tick(now_ms), self.dup_res.tick(now_ms)]
         wakes = [w for w in wakes if w is not None]
         return min(wakes) if wakes else None
 
@@ -272,14 +293,14 @@ class DataPlane:
         if not state.immigrating and not state.contingent_pending:
             state.signals_pending = dict.fromkeys(state.witnesses, -CONTROL_RETRANSMIT_MS)
             if state.signals_pending:
-                self._signalling.add((ns, pid))
+                self._signalling[(ns, pid)] = None
 
     def _resend_signals(self, now_ms: int) -> int | None:
         wake = None
         for ns, pid in list(self._signalling):
             pending = self.partitions[ns][pid].signals_pending
             if not pending:
-                self._signalling.discard((ns, pid))
+                del self._signalling[(ns, pid)]
                 continue
             for node, sent in pending.items():
                 if now_ms - sent >= CONTROL_RETRANSMIT_MS:

@@ -53,12 +53,19 @@ KIND_ORDER = {ACTING_MASTER: 0, DUPLICATE: 0, CONTINGENT: 1}  # "lead" migration
 QUEUED, STARTING, SENDING, DONE_SENT, FINISHED = "queued", "starting", "sending", "done-sent", "finished"
 
 
+RETRANSMIT_MS = 5000  # migrate-retransmit-ms's default
+TRANSACTION_RETRY_MS = 1002  # transaction-retry-ms's default
+
+
 @dataclass
 class MigrationConfig:
+    """The data plane's live settings: the runtime updates them, the protocols read them."""
+
     threads: int = 1
     max_incoming: int = 4
     sleep_us: Mapping[str, int] = field(default_factory=dict)  # per namespace, default 1
-    retransmit_ms: int = 5000
+    retransmit_ms: Mapping[str, int] = field(default_factory=dict)  # migrate-retransmit-ms per namespace
+    transaction_retry_ms: int = TRANSACTION_RETRY_MS  # replica-write and duplicate-resolution resends
     policy: Mapping[str, str] = field(default_factory=dict)  # conflict-resolution-policy per namespace
 
 
@@ -199,7 +206,7 @@ class Migrations:
         self.out.fabric(em.dst, MigrateDone(self.node_id, self.cluster_key, em.emig_id))
 
     def _send_records(self, em: Emigration, now_ms: int, now_s: int) -> int:
-        retransmit_ms = self.config.retransmit_ms
+        retransmit_ms = self.config.retransmit_ms.get(em.namespace, RETRANSMIT_MS)
         for seq, (sent, msg) in list(em.unacked.items()):
             if now_ms - sent >= retransmit_ms:
                 em.unacked[seq] = (now_ms, msg)

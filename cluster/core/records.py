@@ -76,8 +76,13 @@ def apply_if_better(storage: StorageEngine, image: RecordImage, policy: str, now
         expired = not tombstone and meta.void_time and meta.void_time <= now_s
         if not expired and not remote_wins(policy, meta, image.meta):
             return False
+    store(storage, image)
+    return True
+
+
+def store(storage: StorageEngine, image: RecordImage) -> None:
+    """Keep this copy of the record (or its tombstone), whatever is there."""
     if image.tombstone:
         storage.bury(image.digest, image.meta)
     else:
         storage.put(image.digest, image.meta, image.payload)
-    return True

@@ -2,11 +2,19 @@
 
 After applying a client write the master sends the whole record image (or its tombstone)
 to every other node of the partition's replica list, immigrating replicas included, and
-answers the client once all of them acked (spec §7.2). Unacked replica writes are resent
-after `transaction-retry-ms` (1002 ms, doubling), each time to the *current* replica list,
-so a write that straddles a rebalance reaches the new replicas. A replica that is no
-longer one answers CLUSTER_KEY_MISMATCH, which is not an ack. The client's deadline is the
-owner's business: it calls `abandon` and answers TIMEOUT; the master's copy stays.
+answers the client once all of them acked (spec §7.2): `Replicated(tid, OK)` in the
+outbox. Unacked replica writes are resent after `transaction-retry-ms` (service config,
+1002 ms, read live; doubling), each time to the *current* replica list, so a write that
+straddles a rebalance reaches the new replicas. A replica that is no longer one answers
+CLUSTER_KEY_MISMATCH, which is not an ack: the resend goes to the current list.
+
+A replica that answers with any other failure (it could not store the record: out of
+space, no such namespace...) is not an ack either. The real CE server counts it as one
+(`repl_write_handle_ack` marks the destination complete whatever the result, so the
+client is told OK with fewer copies than promised); we do not lie: `Replicated(tid, code)`
+carries that replica's result code, which the client gets instead of OK. The master's copy
+stays, as after a TIMEOUT: the write is in doubt. The client's deadline is the owner's
+business: it calls `abandon` and answers TIMEOUT.
 """
 
 from collections.abc import Callable
@@ -16,9 +24,16 @@ from cluster.wire.result_codes import ResultCode
 
 from .data_messages import ReplWrite, ReplWriteAck
 from .effects import Outbox
+from .migration import MigrationConfig
 from .records import RecordImage
 
-RETRY_MS = 1002
+
+@dataclass(frozen=True, slots=True)
+class Replicated:
+    """A replicated write is over: OK once every replica acked, else a replica's failure."""
+
+    tid: int
+    result: int
 
 
 @dataclass(eq=False)
@@ -28,15 +43,15 @@ class PendingWrite:
     image: RecordImage
     waiting: set[int]
     resend_at: int
-    retry_ms: int = RETRY_MS
+    retry_ms: int
     acked: set[int] = field(default_factory=set)
 
 
 class Replication:
-    def __init__(self, node_id: int, outbox: Outbox, on_complete: Callable[[int], None]):
+    def __init__(self, node_id: int, outbox: Outbox, config: MigrationConfig):
         self.node_id = node_id
         self.out = outbox
-        self.on_complete = on_complete  # tid -> None
+        self.config = config  # transaction-retry-ms, read live
         self.cluster_key = 0
         self.pending: dict[int, PendingWrite] = {}
         self._next_tid = 1
@@ -48,7 +63,8 @@ class Replication:
             return None
         tid = self._next_tid
         self._next_tid += 1
-        self.pending[tid] = PendingWrite(namespace, pid, image, targets_set, now_ms + RETRY_MS)
+        retry_ms = self.config.transaction_retry_ms
+        self.pending[tid] = PendingWrite(namespace, pid, image, targets_set, now_ms + retry_ms, retry_ms)
         msg = ReplWrite(self.node_id, self.cluster_key, namespace, tid, image)
         for node in targets_set:
             self.out.fabric(node, msg)
@@ -56,13 +72,17 @@ class Replication:
 
     def on_ack(self, msg: ReplWriteAck) -> None:
         write = self.pending.get(msg.tid)
-        if write is None or msg.result == ResultCode.CLUSTER_KEY_MISMATCH:
+        if write is None or msg.src not in write.waiting or msg.result == ResultCode.CLUSTER_KEY_MISMATCH:
+            return
+        if msg.result != ResultCode.OK:
+            del self.pending[msg.tid]
+            self.out.emit(Replicated(msg.tid, msg.result))
             return
         write.waiting.discard(msg.src)
         write.acked.add(msg.src)
         if not write.waiting:
             del self.pending[msg.tid]
-            self.on_complete(msg.tid)
+            self.out.emit(Replicated(msg.tid, ResultCode.OK))
 
     def abandon(self, tid: int) -> None:
         self.pending.pop(tid, None)
@@ -75,7 +95,7 @@ class Replication:
             write.waiting = (write.waiting & targets) | new
             if not write.waiting:
                 del self.pending[tid]
-                self.on_complete(tid)
+                self.out.emit(Replicated(tid, ResultCode.OK))
                 continue
             msg = ReplWrite(self.node_id, self.cluster_key, write.namespace, tid, write.image)
             for node in new:

@@ -81,6 +81,7 @@ SERVICE = [
     Param("work-directory", str, "."),
     Param("proto-fd-max", int, 15000, 1, 1_000_000, dynamic=True),
     Param("transaction-max-ms", int, 1000, 1, 600_000, dynamic=True),
+    Param("transaction-retry-ms", int, 1002, 1, 0xFFFFFFFF, dynamic=True),  # replica-write/dup-res resends
     Param("migrate-threads", int, 1, 0, 100, dynamic=True),
     Param("migrate-max-num-incoming", int, 4, 0, 256, dynamic=True),
     Param("min-cluster-size", int, 1, 1, 256),
@@ -115,6 +116,7 @@ NAMESPACE = [
     Param("conflict-resolution-policy", str, "generation", dynamic=True,
           choices=("generation", "last-update-time")),
     Param("migrate-sleep", int, 1, 0, 10_000_000, dynamic=True),
+    Param("migrate-retransmit-ms", int, 5000, 1, 0xFFFFFFFF, dynamic=True),
     Param("rack-id", int, 0, 0, 1_000_000),
 ]
 STORAGE = [

@@ -7,10 +7,12 @@ Result codes and flag semantics follow spec/aerospike-wire-protocol.md §3 and �
 
 In a cluster every single-record request is first routed (spec §7.1): before the first
 rebalance → PARTITION_UNAVAILABLE (11); a partition this node does not serve → proxied to
-its working master; otherwise executed here, and a successful write is answered only once
-every replica has it (TIMEOUT (9) at the deadline, the write staying on the master).
-Client deletes are durable (tombstones), so a delete replicates, migrates and stays
-deleted when copies merge.
+its working master, carrying the client's deadline; otherwise executed here, and a
+successful write is answered OK only once every replica has it (TIMEOUT (9) at the
+deadline, or a replica's failure code: the write staying on the master either way).
+What a write does to the record is core/write.py's, shared with the simulator. Client
+deletes are durable (tombstones), so a delete replicates, migrates and stays deleted when
+copies merge.
 """
 
 import asyncio
@@ -19,17 +21,18 @@ import time
 from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING
 
+from cluster.core import bins as binops
+from cluster.core import write as writes
 from cluster.core.data_plane import PROXY, UNAVAILABLE
-from cluster.core.records import RecordImage
-from cluster.node import bins as binops
+from cluster.core.records import image_of, store
+from cluster.core.write import Outcome, all_bins, read_op
+from cluster.node.membership_driver import monotonic_ms
 from cluster.node.namespace import Namespace
 from cluster.storage.engine import OutOfSpace, RecordTooBig
-from cluster.storage.record import MAX_LUT, MAX_VOID_TIME, RecordMeta, unchecked_meta
 from cluster.wire import message as wm
 from cluster.wire.batch import parse_rows
 from cluster.wire.digest import N_PARTITIONS, partition_id
 from cluster.wire.message import FieldType, Info1, Info2, Info3, Message, Op, OpType
-from cluster.wire.particles import ParticleType
 from cluster.wire.result_codes import AerospikeError, ResultCode
 
 if TYPE_CHECKING:
@@ -38,18 +41,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CITRUSLEAF_EPOCH = 1262304000
-TTL_NEVER_EXPIRE = 0xFFFFFFFF
-TTL_DONT_UPDATE = 0xFFFFFFFE
 MAX_SET_NAME = 63
 CHUNK_BYTES = 128 * 1024  # flush a batch/scan reply frame at about this size
-UNSUPPORTED_OPS = frozenset({
-    OpType.CDT_READ, OpType.CDT_MODIFY, OpType.EXP_READ, OpType.EXP_MODIFY,
-    OpType.BIT_READ, OpType.BIT_MODIFY, OpType.HLL_READ, OpType.HLL_MODIFY,
-})
 # namespace counters by request kind and result, spelt once rather than per request
 _RESULT_COUNTERS = {kind: {ResultCode.OK: f"client_{kind}_success", ResultCode.KEY_NOT_FOUND: f"client_{kind}_not_found"}
                     for kind in ("read", "write", "delete")}
 _ERROR_COUNTERS = {kind: f"client_{kind}_error" for kind in ("read", "write", "delete")}
+_FAILURE_COUNTERS = {ResultCode.GENERATION: "fail_generation", ResultCode.RECORD_TOO_BIG: "fail_record_too_big",
+                     ResultCode.OUT_OF_SPACE: "fail_out_of_space"}
 
 
 class Clock:
@@ -60,28 +59,6 @@ class Clock:
 
     def now_ms(self) -> int:
         return int(time.time() * 1000) - CITRUSLEAF_EPOCH * 1000
-
-
-class Outcome:
-    """What one record operation produced: the reply header values and any bins to return,
-    and for a write that changed the record, its new image (what replication ships)."""
-
-    __slots__ = ("result", "generation", "void_time", "ops", "image")
-
-    def __init__(self, result: int, generation: int = 0, void_time: int = 0, ops: list[Op] | None = None,
-                 image: RecordImage | None = None):
-        self.result = result
-        self.generation = generation
-        self.void_time = void_time
-        self.ops = ops or []
-        self.image = image
-
-    def encode(self, transaction_ttl: int = 0) -> bytes:
-        if not self.ops:
-            return wm.encode_header_only(self.result, self.generation, self.void_time,
-                                         transaction_ttl=transaction_ttl)
-        return wm.encode(Message(result_code=self.result, generation=self.generation,
-                                 record_ttl=self.void_time, transaction_ttl=transaction_ttl, ops=self.ops))
 
 
 class RawOutcome(Outcome):
@@ -123,15 +100,6 @@ async def _gather(replies: list) -> bytes:
     return b"".join(r if isinstance(r, bytes) else next(it) for r in replies)
 
 
-def _tombstone_meta(ns: Namespace, digest: bytes) -> RecordMeta | None:
-    found = ns.storage.lookup(digest)
-    return found[0] if found is not None and found[1] else None
-
-
-def _all_bins(record_bins: binops.Bins) -> list[Op]:
-    return [Op(OpType.READ, ptype, name, value) for name, (ptype, value) in record_bins.items()]
-
-
 Reply = bytes | Iterator[bytes] | Coroutine[None, None, bytes]
 
 
@@ -145,21 +113,22 @@ class Transactions:
 
     # -- dispatch -------------------------------------------------------------------
 
-    def handle(self, msg: Message, body: bytes, hops: int = 0) -> Reply:
+    def handle(self, msg: Message, body: bytes) -> Reply:
         """The reply to one AS_MSG request (`body` is its raw form, forwarded if proxied)."""
         try:
             if msg.info1 & Info1.BATCH:
                 return self.batch(msg)
             if FieldType.DIGEST not in msg.fields:
                 return self.scan(msg)
-            return self.single(msg, body, hops)
+            return self.single(msg, body, 0, self.deadline(msg.transaction_ttl))
         except AerospikeError as exc:
             return wm.encode_header_only(exc.code)
 
-    def deadline(self, transaction_ttl: int) -> float:
-        return time.monotonic() + (transaction_ttl or self.max_ms) / 1000
+    def deadline(self, transaction_ttl: int) -> int:
+        """The client's deadline (ms, monotonic): its total timeout, else transaction-max-ms."""
+        return monotonic_ms() + (transaction_ttl or self.max_ms)
 
-    def single(self, msg: Message, body: bytes, hops: int, transaction_ttl: int = 0) -> Reply:
+    def single(self, msg: Message, body: bytes, hops: int, deadline: int, transaction_ttl: int = 0) -> Reply:
         """Route one record request: execute here, proxy it, or refuse it (spec §7.1)."""
         ns = self._namespace(msg.fields)
         digest = _digest(msg.fields)
@@ -167,7 +136,6 @@ class Transactions:
         where, node = self.cluster.plane.route(ns.name, pid, write)
         if where == UNAVAILABLE:
             return wm.encode_header_only(ResultCode.PARTITION_UNAVAILABLE, transaction_ttl=transaction_ttl)
-        deadline = self.deadline(msg.transaction_ttl)
         if where == PROXY:
             ns.counters["client_proxied"] += 1
             return self.cluster.proxy(node, body or wm.encode(msg), hops, deadline)
@@ -177,7 +145,7 @@ class Transactions:
                 return self._write_after_dup_res(ns, msg, digest, duplicates, deadline, transaction_ttl)
         return self._execute(ns, msg, deadline, transaction_ttl)
 
-    def _execute(self, ns: Namespace, msg: Message, deadline: float, transaction_ttl: int) -> Reply:
+    def _execute(self, ns: Namespace, msg: Message, deadline: int, transaction_ttl: int) -> Reply:
         outcome = self.record(ns, msg.fields, msg.info1, msg.info2, msg.info3,
                               msg.generation, msg.record_ttl, msg.ops)
         if outcome.image is not None:
@@ -187,7 +155,7 @@ class Transactions:
         return outcome.encode(transaction_ttl)
 
     async def _write_after_dup_res(self, ns: Namespace, msg: Message, digest: bytes, duplicates: tuple[int, ...],
-                                   deadline: float, transaction_ttl: int) -> bytes:
+                                   deadline: int, transaction_ttl: int) -> bytes:
         """A write on a partition still merging duplicates first takes their best copy (spec §7.4)."""
         if not await self.cluster.resolve_duplicates(ns.name, digest, duplicates, deadline):
             ns.counters["client_write_timeout"] += 1
@@ -198,18 +166,23 @@ class Transactions:
             return wm.encode_header_only(exc.code, transaction_ttl=transaction_ttl)
         return reply if isinstance(reply, bytes) else await reply
 
-    async def _after_replication(self, ns: Namespace, replication: asyncio.Future, outcome: "Outcome",
-                                 deadline: float, transaction_ttl: int) -> bytes:
-        if await self.cluster.wait_replicated(replication, deadline):
+    async def _after_replication(self, ns: Namespace, replication: asyncio.Future, outcome: Outcome,
+                                 deadline: int, transaction_ttl: int) -> bytes:
+        """OK only once every replica has the write. A replica that failed to store it (out of
+        space...) answers with its code, which the client gets instead (replication.py says
+        why we differ from the real server here); at the deadline, TIMEOUT."""
+        result = await self.cluster.wait_replicated(replication, deadline)
+        if result == ResultCode.OK:
             return outcome.encode(transaction_ttl)
-        ns.counters["client_write_timeout"] += 1
-        return wm.encode_header_only(ResultCode.TIMEOUT, transaction_ttl=transaction_ttl)
+        ns.counters["client_write_timeout" if result == ResultCode.TIMEOUT else "client_write_error"] += 1
+        return wm.encode_header_only(result, transaction_ttl=transaction_ttl)
 
-    async def proxied(self, body: bytes, hops: int, deadline: float) -> bytes:
-        """Execute a request another node forwarded to us (a FROM_PROXY transaction)."""
+    async def proxied(self, body: bytes, hops: int, deadline: int) -> bytes:
+        """Execute a request another node forwarded to us (a FROM_PROXY transaction), against
+        the deadline it carries: the client's, not a fresh one."""
         try:
             msg, _end = wm.parse(body)
-            reply = self.single(msg, body, hops)
+            reply = self.single(msg, body, hops, deadline)
         except AerospikeError as exc:
             return wm.encode_header_only(exc.code)
         return reply if isinstance(reply, bytes) else await reply
@@ -238,11 +211,11 @@ class Transactions:
             elif kind == "delete":
                 outcome = self._delete(ns, digest, info2, generation)
             else:
-                key = fields.get(FieldType.KEY)
-                outcome = self._write(ns, digest, set_name, (key[0], key[1:]) if key else None,
-                                      info2, info3, generation, record_ttl, ops)
-        except AerospikeError:
+                outcome = self._write(ns, digest, set_name, fields, info2, info3, generation, record_ttl, ops)
+        except AerospikeError as exc:
             ns.counters[_ERROR_COUNTERS[kind]] += 1
+            if kind != "read" and exc.code in _FAILURE_COUNTERS:
+                ns.counters[_FAILURE_COUNTERS[exc.code]] += 1
             raise
         ns.counters[_RESULT_COUNTERS[kind].get(outcome.result) or _ERROR_COUNTERS[kind]] += 1
         return outcome
@@ -268,133 +241,36 @@ class Transactions:
         record_bins, _key = binops.decode_payload(payload)
         out = []
         for op in ops:
-            out.extend(self._read_op(record_bins, op))
+            out.extend(read_op(record_bins, op))
         return Outcome(ResultCode.OK, meta.generation, meta.void_time, out)
 
-    @staticmethod
-    def _read_op(record_bins: binops.Bins, op: Op) -> list[Op]:
-        if op.op in UNSUPPORTED_OPS:
-            raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"op {op.op} is not implemented")
-        if op.op != OpType.READ:
-            raise AerospikeError(ResultCode.PARAMETER, f"op {op.op} in a read request")
-        if not op.name:
-            return _all_bins(record_bins)
-        found = record_bins.get(op.name)
-        return [Op(OpType.READ, found[0], op.name, found[1])] if found else []
-
-    # -- deletes --------------------------------------------------------------------
+    # -- writes and deletes: core/write.py decides, this stores ---------------------------
 
     def _delete(self, ns: Namespace, digest: bytes, info2: int, generation: int) -> Outcome:
-        meta = ns.storage.get_meta(digest, self.clock.now_s())
-        if meta is None:
-            return Outcome(ResultCode.KEY_NOT_FOUND)
-        self._check_generation(ns, meta, info2, generation)
-        return Outcome(ResultCode.OK, image=self._bury(ns, digest, meta))
+        current = image_of(ns.storage, digest, self.clock.now_s())
+        request = Message(info2=info2, generation=generation)
+        return self._store(ns, writes.delete(current, request, self.clock.now_ms()))
 
-    def _bury(self, ns: Namespace, digest: bytes, meta: RecordMeta) -> RecordImage:
-        """A durable delete: a tombstone one generation on, so it wins over older copies elsewhere."""
-        tomb = RecordMeta(meta.generation % 0xFFFF + 1, 0, max(self.clock.now_ms(), meta.lut + 1), meta.set_name)
-        try:
-            ns.storage.bury(digest, tomb)  # deletes are allowed under stop-writes ...
-        except OutOfSpace as exc:  # ... unless not even a tombstone fits
-            raise AerospikeError(ResultCode.OUT_OF_SPACE, str(exc)) from exc
-        return RecordImage(digest, tomb.generation, 0, tomb.lut, tomb.set_name, b"", 1)
-
-    # -- writes ---------------------------------------------------------------------
+    def _write(self, ns: Namespace, digest: bytes, set_name: str, fields: dict[int, bytes], info2: int,
+               info3: int, generation: int, record_ttl: int, ops: list[Op]) -> Outcome:
+        if ns.stop_writes:
+            raise AerospikeError(ResultCode.OUT_OF_SPACE, f"namespace {ns.name} is in stop-writes")
+        current = image_of(ns.storage, digest, self.clock.now_s())
+        request = Message(info2=info2, info3=info3, generation=generation, record_ttl=record_ttl,
+                          fields=fields, ops=ops)
+        return self._store(ns, writes.write(current, digest, request, set_name, self.clock.now_ms(),
+                                            ns.params["default-ttl"], ns.params["max-record-size"]))
 
     @staticmethod
-    def _check_generation(ns: Namespace, meta: RecordMeta, info2: int, generation: int) -> None:
-        if info2 & Info2.GENERATION and meta.generation != generation:
-            ns.counters["fail_generation"] += 1
-            raise AerospikeError(ResultCode.GENERATION, f"generation is {meta.generation}, not {generation}")
-        if info2 & Info2.GENERATION_GT and generation <= meta.generation:
-            ns.counters["fail_generation"] += 1
-            raise AerospikeError(ResultCode.GENERATION, f"generation {generation} is not above {meta.generation}")
-
-    def _void_time(self, ns: Namespace, record_ttl: int, existing: RecordMeta | None, now: int) -> int:
-        if record_ttl == TTL_NEVER_EXPIRE:
-            return 0
-        if record_ttl == TTL_DONT_UPDATE and existing is not None:
-            return existing.void_time
-        ttl = record_ttl if record_ttl not in (0, TTL_DONT_UPDATE) else ns.params["default-ttl"]
-        return now + ttl if ttl else 0
-
-    def _write(self, ns: Namespace, digest: bytes, set_name: str, key: tuple[int, bytes] | None,
-               info2: int, info3: int, generation: int, record_ttl: int, ops: list[Op]) -> Outcome:
-        if ns.stop_writes:
-            ns.counters["fail_out_of_space"] += 1
-            raise AerospikeError(ResultCode.OUT_OF_SPACE, f"namespace {ns.name} is in stop-writes")
-        now = self.clock.now_s()
-        found = ns.storage.get(digest, now)
-        meta = found[0] if found else None
-        if meta is not None:
-            if info2 & (Info2.GENERATION | Info2.GENERATION_GT):
-                self._check_generation(ns, meta, info2, generation)
-            if info2 & Info2.CREATE_ONLY:
-                raise AerospikeError(ResultCode.RECORD_EXISTS, "record exists")
-        elif info3 & (Info3.UPDATE_ONLY | Info3.REPLACE_ONLY):
-            return Outcome(ResultCode.KEY_NOT_FOUND)
-
-        if found and not info3 & (Info3.CREATE_OR_REPLACE | Info3.REPLACE_ONLY):
-            record_bins, stored_key = binops.decode_payload(found[1])
-        else:
-            record_bins, stored_key = {}, (binops.decode_payload(found[1])[1] if found else None)
-        respond_all = bool(info2 & Info2.RESPOND_ALL_OPS)
-        out: list[Op] = []
-        touched = False
-        for op in ops:
-            code = op.op
-            if code == OpType.READ:
-                out.extend(self._read_op(record_bins, op))
-                continue
-            if code == OpType.WRITE:
-                binops.write(record_bins, op.name, op.ptype, op.value)
-            elif code == OpType.INCR:
-                binops.incr(record_bins, op.name, op.ptype, op.value)
-            elif code in (OpType.APPEND, OpType.PREPEND):
-                binops.concat(record_bins, op.name, op.ptype, op.value, prepend=code == OpType.PREPEND)
-            elif code == OpType.TOUCH:
-                touched = True
-            elif code == OpType.DELETE:
-                record_bins.clear()
-            elif code in UNSUPPORTED_OPS:
-                raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"op {code} is not implemented")
-            else:
-                raise AerospikeError(ResultCode.PARAMETER, f"unknown op {code}")
-            if respond_all and code != OpType.TOUCH:
-                out.append(Op(code, ParticleType.NULL, op.name))
-
-        if not record_bins:
-            # A write that leaves no bins deletes the record (touch alone needs a record).
-            if meta is None:
-                return Outcome(ResultCode.KEY_NOT_FOUND if touched or not ops else ResultCode.OK)
-            return Outcome(ResultCode.OK, 0, 0, out, self._bury(ns, digest, meta))
-
-        # a record re-created over its tombstone continues its generations, so that it wins
-        # over the tombstone (and the tombstone over older copies) wherever copies merge
-        previous = meta or _tombstone_meta(ns, digest)
-        new_gen = 1 if previous is None else previous.generation % 0xFFFF + 1
-        void_time = self._void_time(ns, record_ttl, meta, now)
-        payload = binops.encode_payload(record_bins, key or stored_key)
-        if len(payload) > ns.params["max-record-size"]:
-            ns.counters["fail_record_too_big"] += 1
-            raise AerospikeError(ResultCode.RECORD_TOO_BIG, f"record of {len(payload)} bytes")
-        lut = max(self.clock.now_ms(), previous.lut + 1 if previous else 0)  # a record's LUT never goes back
-        if void_time <= MAX_VOID_TIME and lut <= MAX_LUT and set_name.isascii():
-            # new_gen is in range and record() kept the set name to 63 characters: 63 bytes if ASCII
-            new_meta = unchecked_meta(new_gen, void_time, lut, set_name)
-        else:
-            new_meta = RecordMeta(new_gen, void_time, lut, set_name)  # may refuse (ValueError) as always
-        try:
-            ns.storage.put(digest, new_meta, payload)
-        except OutOfSpace as exc:
-            ns.counters["fail_out_of_space"] += 1
-            raise AerospikeError(ResultCode.OUT_OF_SPACE, str(exc)) from None
-        except RecordTooBig as exc:
-            ns.counters["fail_record_too_big"] += 1
-            raise AerospikeError(ResultCode.RECORD_TOO_BIG, str(exc)) from None
-        return Outcome(ResultCode.OK, new_gen, void_time, out,
-                       RecordImage(digest, new_gen, void_time, lut, set_name, payload, 0))
+    def _store(ns: Namespace, outcome: Outcome) -> Outcome:
+        if outcome.image is not None:
+            try:  # deletes are allowed under stop-writes, unless not even a tombstone fits
+                store(ns.storage, outcome.image)
+            except OutOfSpace as exc:
+                raise AerospikeError(ResultCode.OUT_OF_SPACE, str(exc)) from None
+            except RecordTooBig as exc:
+                raise AerospikeError(ResultCode.RECORD_TOO_BIG, str(exc)) from None
+        return outcome
 
     # -- batch ----------------------------------------------------------------------
 
@@ -404,6 +280,7 @@ class Transactions:
         if data is None:
             raise AerospikeError(ResultCode.PARAMETER, "batch request without field 41")
         replies: list = []
+        deadline = self.deadline(msg.transaction_ttl)
         for row in parse_rows(data):
             fields = dict(row.fields)
             fields[FieldType.DIGEST] = row.digest
@@ -411,7 +288,7 @@ class Transactions:
                               record_ttl=row.record_ttl, transaction_ttl=msg.transaction_ttl, fields=fields,
                               ops=row.ops)
             try:
-                reply = self.single(row_msg, b"", 0, transaction_ttl=row.index)
+                reply = self.single(row_msg, b"", 0, deadline, transaction_ttl=row.index)
             except AerospikeError as exc:
                 reply = Outcome(exc.code).encode(transaction_ttl=row.index)
             replies.append(reply if isinstance(reply, bytes) else _as_row(reply, row.index))
@@ -492,7 +369,7 @@ class Transactions:
                     rfields[FieldType.SET] = meta.set_name.encode()
                 if key:
                     rfields[FieldType.KEY] = bytes((key[0],)) + key[1]
-                ops = [] if no_bins else [o for o in _all_bins(record_bins) if not wanted or o.name in wanted]
+                ops = [] if no_bins else [o for o in all_bins(record_bins) if not wanted or o.name in wanted]
                 piece = wm.encode(Message(generation=meta.generation, record_ttl=meta.void_time,
                                           fields=rfields, ops=ops))
                 chunk.append(piece)

@@ -8,12 +8,17 @@ plane's versions feed the next exchange, and its fabric messages travel the same
 simulated network (delay, loss, partitions; lost when the node is down).
 
 A seeded client issues writes, deletes and reads on a small key space, one operation per
-key at a time. An operation enters at a random node and follows `route()` (PROXY up to 3
-hops; a hop needs the link between the two nodes). A write executes at the working
-master: stored with generation + 1 and LUT = max(old, now), replicated synchronously
-(`replication.start` to `replica_targets`), acknowledged when every replica acked
-(`on_write_replicated`), in doubt when the master crashes or 1 s (transaction-max-ms)
-passes first. Deletes are durable (`bury`).
+key at a time, as AS_MSG requests with a 1 s deadline (transaction-max-ms). Each node runs
+them as the node's transaction layer does, with the same core protocols: `route()`, then
+a PROXY hop is a real ProxyRequest/ProxyResponse over the simulated network
+(core/proxy.py: the client's deadline travels with it, at most 3 hops); a write on a
+partition with unmerged duplicates first asks their holders (core/dup_res.py: DupRequest /
+DupResponse); the write itself is core/write.py on the stored copy (generation, LUT =
+max(now, old + 1), durable tombstones), then replicated synchronously
+(core/replication.py). The client is told OK when every replica acked; TIMEOUT or any
+other failure after the write may have been applied leaves the operation in doubt, as does
+no answer at all by the deadline (the entry node crashed); PARTITION_UNAVAILABLE means
+not applied.
 
 After the fault phase the network heals and the simulator waits until the membership
 invariants hold and every plane reports `remaining() == (0, 0, 0)`; then every key is read
@@ -37,24 +42,32 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
-from cluster.core.data_plane import LOCAL, PROXY, DataPlane
+from cluster.core import bins, write
+from cluster.core.data_plane import LOCAL, PROXY, UNAVAILABLE, DataPlane
+from cluster.core.dup_res import DupResolved
 from cluster.core.effects import ClusterChanged, ExchangeComplete, Orphaned, Outbox
 from cluster.core.messages import decode, encode
 from cluster.core.migration import MigrationConfig
 from cluster.core.node_id import format_node_id
-from cluster.core.records import GENERATION, LAST_UPDATE_TIME, image_of
+from cluster.core.proxy import ProxyDone, ServeProxied
+from cluster.core.records import GENERATION, LAST_UPDATE_TIME, image_of, store
+from cluster.core.replication import Replicated
 from cluster.storage.engine import partition_id
 from cluster.storage.memory import MemoryStore
-from cluster.storage.record import MAX_GENERATION, RecordMeta
+from cluster.wire import message as wm
+from cluster.wire.message import FieldType, Info1, Info2, Message, Op, OpType
+from cluster.wire.particles import ParticleType
+from cluster.wire.result_codes import AerospikeError, ResultCode
 
 from .faults import Fault, Schedule
 from .simulation import _CHECK, _FAULT, CHECK_EVERY_MS, MIN_DELAY_US, SimConfig, SimResult, Simulation
 
 NS = "test"
 DATA_PARTITIONS = 64
-MAX_PROXY_HOPS = 3
 TRANSACTION_MAX_MS = 1000
 STORE_BYTES = 64 << 20
+BIN = "v"
+MAX_RECORD_SIZE = 1 << 20
 
 
 # --- client operations shared with the unit tests ---------------------------------------
@@ -69,25 +82,42 @@ def key_digest(key: int, partitions: int = DATA_PARTITIONS) -> bytes:
     return digest
 
 
-def master_write(plane: DataPlane, store, ns: str, digest: bytes, payload: bytes | None, now_ms: int) -> int | None:
-    """Apply a client write (payload) or durable delete (None) at the master and start
-    replicating it; the tid to wait for, or None if there is no replica to wait for."""
-    found = store.lookup(digest)
-    generation = 1 if found is None else found[0].generation % MAX_GENERATION + 1
-    lut = now_ms if found is None else max(found[0].lut, now_ms)
-    meta = RecordMeta(generation, 0, lut)
-    if payload is None:
-        store.bury(digest, meta)
+def request(digest: bytes, value: bytes | None, write: bool) -> Message:
+    """The client's AS_MSG: put `value` in bin "v", a durable delete (write, no value), or a read."""
+    fields = {FieldType.NAMESPACE: NS.encode(), FieldType.DIGEST: digest}
+    if not write:
+        return Message(info1=Info1.READ | Info1.GET_ALL, transaction_ttl=TRANSACTION_MAX_MS, fields=fields)
+    if value is None:
+        return Message(info2=Info2.WRITE | Info2.DELETE, transaction_ttl=TRANSACTION_MAX_MS, fields=fields)
+    return Message(info2=Info2.WRITE, transaction_ttl=TRANSACTION_MAX_MS, fields=fields,
+                   ops=[Op(OpType.WRITE, ParticleType.BLOB, BIN, value)])
+
+
+def apply_write(storage, msg: Message, now_ms: int) -> write.Outcome:
+    """A client write or delete on this node's copy, as the node's transaction layer does it:
+    core/write.py on the stored copy, then the new image stored. AerospikeError on refusal."""
+    digest = msg.fields[FieldType.DIGEST]
+    current = image_of(storage, digest, now_ms // 1000)
+    if msg.info2 & Info2.DELETE and not msg.ops:
+        outcome = write.delete(current, msg, now_ms)
     else:
-        store.put(digest, meta, payload)
-    pid = partition_id(digest)
-    image = image_of(store, digest, now_ms // 1000)
-    return plane.replication.start(ns, pid, image, plane.replica_targets(ns, pid), now_ms)
+        outcome = write.write(current, digest, msg, "", now_ms, 0, MAX_RECORD_SIZE)
+    if outcome.image is not None:
+        store(storage, outcome.image)
+    return outcome
 
 
-def read_local(store, digest: bytes, now_ms: int) -> bytes | None:
-    found = store.get(digest, now_ms // 1000)
+def value_of(payload: bytes | None) -> bytes | None:
+    """The client's value in a stored payload."""
+    if payload is None:
+        return None
+    found = bins.decode_payload(payload)[0].get(BIN)
     return None if found is None else found[1]
+
+
+def read_local(storage, digest: bytes, now_ms: int) -> bytes | None:
+    found = storage.get(digest, now_ms // 1000)
+    return None if found is None else value_of(found[1])
 
 
 def payload_of(key: int, seq: int) -> bytes:
@@ -182,7 +212,7 @@ class ClientOp:
 class DataEvent:
     """A data-plane event on the simulator's queue (it rides the fault slot)."""
 
-    kind: str  # "deliver" | "pump" | "op" | "deadline" | "client_stop"
+    kind: str  # "deliver" | "pump" | "op" | "deadline" | "client_deadline"
     node: int = 0
     generation: int = 0
     payload: object = None
@@ -197,8 +227,15 @@ class DataNode:
     plane: DataPlane | None = None
     outbox: Outbox | None = None
     pump_at: int | None = None  # µs of the scheduled pump
-    waiting: dict[int, ClientOp] = field(default_factory=dict)  # replication tid -> op
+    # transactions under way, by the core protocol's tid; `reply_to` is ("client", op id)
+    # or ("proxy", node id, tid) for a request another node proxied here
+    replicating: dict[int, tuple[write.Outcome, tuple]] = field(default_factory=dict)
+    proxying: dict[int, tuple] = field(default_factory=dict)
+    resolving: dict[int, tuple[Message, int, tuple]] = field(default_factory=dict)  # (request, deadline, reply_to)
     stash: list = field(default_factory=list)  # data messages that arrived while paused
+
+    def reset(self) -> None:
+        self.replicating, self.proxying, self.resolving, self.stash, self.pump_at = {}, {}, {}, [], None
 
 
 @dataclass
@@ -265,6 +302,7 @@ class DataSimulation(Simulation):
         self.data_index_of = {n.node_id: n.index for n in self.nodes}
         self.digests = [key_digest(k, data.partitions) for k in range(data.keys)]
         self.busy_keys: set[int] = set()
+        self.client_ops: dict[int, ClientOp] = {}  # op id (its seq) -> op awaiting its reply
         self.next_seq = 1
         self.client_running = True
         self.data_messages = 0
@@ -290,10 +328,9 @@ class DataSimulation(Simulation):
         dn = self.data_nodes[node.index]
         dn.outbox = Outbox(node.node_id)
         dn.plane = DataPlane(node.node_id, dn.outbox, {NS: dn.store}, {NS: self.config.replication_factor},
-                             self.migration_config, on_write_replicated=lambda tid, i=node.index: self._client_acked(i, tid),
-                             partitions=self.data_config.partitions)
+                             self.migration_config, partitions=self.data_config.partitions)
         dn.plane.load_versions(self.now_ms // 1000)
-        dn.waiting, dn.stash, dn.pump_at = {}, [], None
+        dn.reset()
         node.membership.exchange.versions_source = dn.plane.local_versions  # read at each new cluster
 
     def _on_event(self, node, event) -> None:
@@ -334,23 +371,36 @@ class DataSimulation(Simulation):
     # --- data plane plumbing ----------------------------------------------------------------
 
     def _data_settled(self) -> bool:
+        if self.client_ops:
+            return False
         for node, dn in zip(self.nodes, self.data_nodes, strict=True):
-            if node.membership is None or dn.plane is None or dn.waiting:
+            if node.membership is None or dn.plane is None or dn.replicating:
                 return False
             if dn.plane.cluster_key != node.membership.cluster_key or dn.plane.remaining(NS) != (0, 0, 0):
                 return False
         return True
 
     def _plane_after(self, index: int) -> None:
-        """After anything happened on a node's plane: pump and send."""
+        """After anything happened on a node's plane: pump, send, act on its events (which
+        may start protocols with new deadlines: then pump again, to learn when to wake)."""
         dn = self.data_nodes[index]
         plane = dn.plane
-        wake = plane.pump(self.now_ms, self.now_ms // 1000)
-        while dn.outbox.loopback:
-            plane.step(dn.outbox.loopback.popleft(), self.now_ms, self.now_ms // 1000)
-        sends, _ = dn.outbox.take()
-        if sends:
-            self._send_data(index, sends)
+        while True:
+            wake = plane.pump(self.now_ms, self.now_ms // 1000)
+            acted = False
+            while True:
+                while dn.outbox.loopback:
+                    plane.step(dn.outbox.loopback.popleft(), self.now_ms, self.now_ms // 1000)
+                sends, events = dn.outbox.take()
+                if sends:
+                    self._send_data(index, sends)
+                for event in events:
+                    self._on_plane_event(index, event)
+                acted = acted or bool(events)
+                if not events and not dn.outbox.loopback:
+                    break
+            if not acted:
+                break
         if wake is not None:
             at = max(wake * 1000, self.now_us + 1)
             if dn.pump_at is None or at < dn.pump_at or dn.pump_at <= self.now_us:
@@ -374,7 +424,10 @@ class DataSimulation(Simulation):
                 self._client_op()
             return
         if kind == "deadline":
-            self._client_deadline(*ev.payload)
+            self._replication_deadline(*ev.payload)
+            return
+        if kind == "client_deadline":
+            self._client_deadline(ev.payload)
             return
         node, dn = self.nodes[ev.node], self.data_nodes[ev.node]
         if node.generation != ev.generation or node.membership is None or dn.plane is None:
@@ -398,11 +451,10 @@ class DataSimulation(Simulation):
         self._plane_after(index)
 
     def _data_crashed(self, index: int) -> None:
+        """What it was doing is lost; its clients learn nothing and doubt at their deadline."""
         dn = self.data_nodes[index]
-        for op in dn.waiting.values():  # applied on the master, never answered
-            self.history.doubt(op.key, op.seq)
-            self.busy_keys.discard(op.key)
-        dn.plane, dn.outbox, dn.waiting, dn.stash, dn.pump_at = None, None, {}, [], None
+        dn.plane, dn.outbox = None, None
+        dn.reset()
 
     def _data_resumed(self, index: int) -> None:
         dn = self.data_nodes[index]
@@ -412,6 +464,90 @@ class DataSimulation(Simulation):
         for src, msg in stash:
             self._data_deliver(index, src, msg)
         self._plane_after(index)
+
+    # --- transactions on a node: the node's flow, on the core protocols -----------------
+
+    def _execute(self, index: int, body: bytes, hops: int, deadline_ms: int, reply_to: tuple) -> None:
+        """Run one request on a node (Transactions.single's flow): route, then proxy it, or
+        resolve duplicates and write, or read."""
+        dn = self.data_nodes[index]
+        msg, _end = wm.parse(body)
+        digest = msg.fields[FieldType.DIGEST]
+        pid, is_write = partition_id(digest), bool(msg.info2 & Info2.WRITE)
+        where, target = dn.plane.route(NS, pid, is_write)
+        if where == UNAVAILABLE:
+            self._reply(index, reply_to, wm.encode_header_only(ResultCode.PARTITION_UNAVAILABLE))
+        elif where == PROXY:
+            tid = dn.plane.proxies.forward(target, body, hops, deadline_ms, self.now_ms)
+            if tid is None:
+                self._reply(index, reply_to, wm.encode_header_only(ResultCode.PARTITION_UNAVAILABLE))
+            else:
+                dn.proxying[tid] = reply_to
+        elif not is_write:
+            found = dn.store.get(digest, self.now_ms // 1000)
+            if found is None:
+                reply = wm.encode_header_only(ResultCode.KEY_NOT_FOUND)
+            else:
+                reply = write.Outcome(ResultCode.OK, found[0].generation, 0,
+                                      write.all_bins(bins.decode_payload(found[1])[0])).encode()
+            self._reply(index, reply_to, reply)
+        elif duplicates := dn.plane.dup_sources(NS, pid):
+            tid = dn.plane.dup_res.start(NS, digest, duplicates, deadline_ms, self.now_ms)
+            dn.resolving[tid] = (msg, deadline_ms, reply_to)
+        else:
+            self._write(index, msg, deadline_ms, reply_to)
+
+    def _write(self, index: int, msg: Message, deadline_ms: int, reply_to: tuple) -> None:
+        dn = self.data_nodes[index]
+        try:
+            outcome = apply_write(dn.store, msg, self.now_ms)
+        except AerospikeError as exc:
+            self._reply(index, reply_to, wm.encode_header_only(exc.code))
+            return
+        tid = None
+        if outcome.image is not None:
+            pid = partition_id(outcome.image.digest)
+            tid = dn.plane.replication.start(NS, pid, outcome.image, dn.plane.replica_targets(NS, pid), self.now_ms)
+        if tid is None:
+            self._reply(index, reply_to, outcome.encode())
+            return
+        dn.replicating[tid] = (outcome, reply_to)
+        self._push(max(deadline_ms * 1000, self.now_us + 1), _FAULT,
+                   DataEvent("deadline", payload=(index, self.nodes[index].generation, tid)))
+
+    def _replication_deadline(self, index: int, generation: int, tid: int) -> None:
+        dn = self.data_nodes[index]
+        if self.nodes[index].generation != generation or dn.plane is None or tid not in dn.replicating:
+            return  # crashed meanwhile, or answered
+        dn.plane.replication.abandon(tid)
+        _outcome, reply_to = dn.replicating.pop(tid)
+        self._reply(index, reply_to, wm.encode_header_only(ResultCode.TIMEOUT))
+        self._plane_after(index)
+
+    def _on_plane_event(self, index: int, event) -> None:
+        dn = self.data_nodes[index]
+        kind = type(event)
+        if kind is Replicated:
+            if event.tid in dn.replicating:
+                outcome, reply_to = dn.replicating.pop(event.tid)
+                ok = event.result == ResultCode.OK
+                self._reply(index, reply_to, outcome.encode() if ok else wm.encode_header_only(event.result))
+        elif kind is ProxyDone:
+            self._reply(index, dn.proxying.pop(event.tid), event.reply)
+        elif kind is DupResolved:
+            msg, deadline_ms, reply_to = dn.resolving.pop(event.tid)
+            if event.ok:
+                self._write(index, msg, deadline_ms, reply_to)
+            else:
+                self._reply(index, reply_to, wm.encode_header_only(ResultCode.TIMEOUT))
+        elif kind is ServeProxied:
+            self._execute(index, event.body, event.hops, event.deadline_ms, ("proxy", event.src, event.tid))
+
+    def _reply(self, index: int, reply_to: tuple, reply: bytes) -> None:
+        if reply_to[0] == "proxy":
+            self.data_nodes[index].plane.proxies.respond(reply_to[1], reply_to[2], reply)
+        else:
+            self._client_reply(reply_to[1], reply)
 
     # --- the client --------------------------------------------------------------------------
 
@@ -423,67 +559,70 @@ class DataSimulation(Simulation):
         r = rng.random()
         seq = self.next_seq
         self.next_seq += 1
-        write = r < 0.7
-        payload = None if (not write or r < 0.1) else payload_of(key, seq)
-        op = ClientOp(key, seq, write, payload, rng.randrange(len(self.nodes)))
-        if write and payload is None:
+        write_op = r < 0.7
+        payload = None if (not write_op or r < 0.1) else payload_of(key, seq)
+        op = ClientOp(key, seq, write_op, payload, rng.randrange(len(self.nodes)))
+        if write_op and payload is None:
             self.history.of(key).deletes.add(seq)
-        index = self._route_op(op)
-        self._trace(self.now_us, "op", key, seq, int(write), op.entry, -1 if index is None else index)
-        if index is None:
-            self.history.failed += 1
+        node, dn = self.nodes[op.entry], self.data_nodes[op.entry]
+        self._trace(self.now_us, "op", key, seq, int(write_op), op.entry)
+        if node.membership is None or node.paused or dn.plane is None:
+            self.history.failed += 1  # no connection: nothing sent
             return
-        dn = self.data_nodes[index]
-        digest = self.digests[key]
-        if not write:
-            self.history.reads += 1
-            if not self.history.of(key).acceptable(read_local(dn.store, digest, self.now_ms)):
-                self.history.stale_reads += 1
-            return
-        tid = master_write(dn.plane, dn.store, NS, digest, payload, self.now_ms)
-        if tid is None:
-            self.history.ack(key, seq)
-        else:
-            dn.waiting[tid] = op
-            self.busy_keys.add(key)
-            self._push(self.now_us + TRANSACTION_MAX_MS * 1000, _FAULT,
-                       DataEvent("deadline", payload=(index, self.nodes[index].generation, tid)))
-        self._plane_after(index)
+        self.client_ops[seq] = op
+        self.busy_keys.add(key)
+        self._push(self.now_us + (TRANSACTION_MAX_MS + 1) * 1000, _FAULT, DataEvent("client_deadline", payload=seq))
+        body = wm.encode(request(self.digests[key], payload, write_op))
+        self._execute(op.entry, body, 0, self.now_ms + TRANSACTION_MAX_MS, ("client", seq))
+        self._plane_after(op.entry)
 
-    def _route_op(self, op: ClientOp) -> int | None:
-        """The node that executes the operation, following proxies; None: it fails."""
-        index = op.entry
-        pid = partition_id(self.digests[op.key])
-        for hop in range(MAX_PROXY_HOPS + 1):
-            node, dn = self.nodes[index], self.data_nodes[index]
-            if node.membership is None or node.paused or dn.plane is None:
-                return None
-            where, target = dn.plane.route(NS, pid, op.write)
+    def _client_reply(self, seq: int, reply: bytes) -> None:
+        op = self.client_ops.pop(seq, None)
+        if op is None:
+            return  # the client gave up already
+        self.busy_keys.discard(op.key)
+        msg, _end = wm.parse(reply)
+        code = msg.result_code
+        self._trace(self.now_us, "reply", op.key, seq, code)
+        if not op.write:
+            if code not in (ResultCode.OK, ResultCode.KEY_NOT_FOUND):
+                self.history.failed += 1
+                return
+            self.history.reads += 1
+            visible = next((o.value for o in msg.ops if o.name == BIN), None)
+            if not self.history.of(op.key).acceptable(visible):
+                self.history.stale_reads += 1
+        elif code == ResultCode.OK:
+            self.history.ack(op.key, seq)
+        elif code in (ResultCode.PARTITION_UNAVAILABLE, ResultCode.KEY_NOT_FOUND):
+            self.history.failed += 1  # refused before any node applied it; a delete that found nothing wrote nothing
+        else:
+            self.history.doubt(op.key, seq)  # TIMEOUT, a replica's failure: it may be applied
+
+    def _client_deadline(self, seq: int) -> None:
+        op = self.client_ops.pop(seq, None)
+        if op is None:
+            return
+        self.busy_keys.discard(op.key)
+        self._trace(self.now_us, "no reply", op.key, seq)
+        if op.write:
+            self.history.doubt(op.key, seq)
+        else:
+            self.history.failed += 1
+
+    def _serving_node(self, key: int) -> int | None:
+        """For the verdict only, once settled: the node that serves the key, following the
+        planes' routes from node 0 (no messages: nothing is in flight any more)."""
+        index = 0
+        pid = partition_id(self.digests[key])
+        for _hop in range(len(self.nodes)):
+            where, target = self.data_nodes[index].plane.route(NS, pid, False)
             if where == LOCAL:
                 return index
-            if where != PROXY or hop == MAX_PROXY_HOPS:
+            if where != PROXY or target not in self.data_index_of:
                 return None
-            nxt = self.data_index_of.get(target)
-            if nxt is None or (index, nxt) in self.blocked or (nxt, index) in self.blocked:
-                return None
-            index = nxt
+            index = self.data_index_of[target]
         return None
-
-    def _client_acked(self, index: int, tid: int) -> None:
-        op = self.data_nodes[index].waiting.pop(tid, None)
-        if op is not None:
-            self.history.ack(op.key, op.seq)
-            self.busy_keys.discard(op.key)
-
-    def _client_deadline(self, index: int, generation: int, tid: int) -> None:
-        dn = self.data_nodes[index]
-        if self.nodes[index].generation != generation or dn.plane is None:
-            return  # crashed meanwhile: already in doubt
-        op = dn.waiting.pop(tid, None)
-        if op is not None:
-            dn.plane.replication.abandon(tid)
-            self.history.doubt(op.key, op.seq)
-            self.busy_keys.discard(op.key)
 
     # --- the verdict -----------------------------------------------------------------------
 
@@ -493,7 +632,7 @@ class DataSimulation(Simulation):
         crash_only = self.data_config.kind == "crash"
         for key, hist in sorted(self.history.keys.items()):
             digest = self.digests[key]
-            index = self._route_op(ClientOp(key, 0, False, None, 0))
+            index = self._serving_node(key)
             if index is None:
                 self._violation(f"key {key}: no node serves it after settling")
                 continue
@@ -519,11 +658,11 @@ class DataSimulation(Simulation):
         pid = partition_id(digest)
         want = image_of(self.data_nodes[master].store, digest, self.now_ms // 1000)
         in_doubt = any(s > hist.last_acked for s in hist.doubt)
-        master_visible = None if want is None or want.tombstone else want.payload
+        master_visible = None if want is None or want.tombstone else value_of(want.payload)
         lost_to_doubt = self.data_config.policy == GENERATION and hist.lost_to_doubt(master_visible)
         for node_id in plane.partitions[NS][pid].replicas:
             got = image_of(self.data_nodes[self.data_index_of[node_id]].store, digest, self.now_ms // 1000)
-            visible = None if got is None or got.tombstone else got.payload
+            visible = None if got is None or got.tombstone else value_of(got.payload)
             same = (got is None) == (want is None) and (not got or (got.payload, got.tombstone) == (want.payload,
                                                                                                     want.tombstone))
             if not (hist.acceptable(visible) or lost_to_doubt) or not (same or in_doubt):

@@ -1,9 +1,9 @@
 """DataPlanes over MemoryStores on a seeded in-memory network, driven by synthetic exchanges.
 
 Every fabric message goes through the codec (encode/decode). Client writes execute where
-`route()` says (following proxies), are applied to the master's store with generation + 1
-and replicated to `replica_targets`; a write counts as acknowledged only when
-`on_write_replicated` fires for its tid. Deletes are durable (bury).
+`route()` says (following proxies), are applied to the master's store by core/write.py (as
+the node and the simulator do) and replicated to `replica_targets`; a write counts as
+acknowledged only when the plane emits `Replicated(tid, OK)`. Deletes are durable (tombstones).
 """
 
 import heapq
@@ -17,7 +17,8 @@ from cluster.core.effects import ExchangeComplete, Outbox
 from cluster.core.messages import ExchangeData, decode, encode
 from cluster.core.migration import MigrationConfig
 from cluster.core.records import GENERATION, LAST_UPDATE_TIME, image_of
-from cluster.sim.data import key_digest, master_write, payload_of, read_local
+from cluster.core.replication import Replicated
+from cluster.sim.data import apply_write, key_digest, payload_of, read_local, request, value_of
 from cluster.storage.engine import partition_id
 from cluster.storage.memory import MemoryStore
 
@@ -30,9 +31,7 @@ class Node:
         self.node_id = node_id
         self.store = store
         self.outbox = Outbox(node_id)
-        self.acked_tids: set[int] = set()
-        self.plane = DataPlane(node_id, self.outbox, {NS: store}, {NS: rf}, config,
-                               on_write_replicated=self.acked_tids.add, partitions=partitions)
+        self.plane = DataPlane(node_id, self.outbox, {NS: store}, {NS: rf}, config, partitions=partitions)
 
 
 class Net:
@@ -84,13 +83,13 @@ class Net:
         node.plane.pump(self.now_ms, self.now_ms // 1000)
         while node.outbox.loopback:
             node.plane.step(node.outbox.loopback.popleft(), self.now_ms, self.now_ms // 1000)
-        sends, _ = node.outbox.take()
+        sends, events = node.outbox.take()
         for send in sends:
             at = self.now_ms + self.rng.randint(1, 3)
             heapq.heappush(self.queue, (at, next(self.order), node_id, send.node, encode(send.msg)))
-        for tid in list(node.acked_tids):
-            node.acked_tids.discard(tid)
-            key, seq = self.pending.pop((node_id, tid))
+        for event in events:
+            assert type(event) is Replicated and event.result == 0, event
+            key, seq = self.pending.pop((node_id, event.tid))
             self.acked[key] = seq
 
     def run(self, ms: int) -> None:
@@ -136,8 +135,11 @@ class Net:
         assert node_id is not None, f"key {key}: no route for a write"
         node = self.nodes[node_id]
         seq = next(self.seq)
-        tid = master_write(node.plane, node.store, NS, key_digest(key, self.partitions),
-                           None if delete else payload_of(key, seq), self.now_ms)
+        digest = key_digest(key, self.partitions)
+        image = apply_write(node.store, request(digest, None if delete else payload_of(key, seq), True),
+                            self.now_ms).image
+        pid = partition_id(digest)
+        tid = image and node.plane.replication.start(NS, pid, image, node.plane.replica_targets(NS, pid), self.now_ms)
         if delete:
             self.deleted.add(key)
         else:
@@ -349,7 +351,7 @@ def test_conflict_resolution_after_split_heal(policy):
     assert net.read(1, entry=a) == expected and net.read(1, entry=b) == expected
     for node in net.nodes.values():
         image = image_of(node.store, key_digest(1, PARTITIONS), net.now_ms // 1000)
-        assert image.payload == expected
+        assert value_of(image.payload) == expected
 
 
 def test_orphaned_node_is_unavailable_until_the_next_exchange():
