@@ -25,7 +25,6 @@ def open_storage(cfg: NodeConfig, name: str) -> StorageEngine:
         write_block_size=se["write-block-size"],
         defrag_lwm_pct=se["defrag-lwm-pct"],
         flush_max_ms=se["flush-max-ms"],
-        commit_to_device=se["commit-to-device"],
         now_s=now_cl_seconds(),
     )
 
@@ -35,6 +34,9 @@ class Namespace:
         self.name = name
         self.cfg = cfg
         self.storage = open_storage(cfg, name)
+        # acknowledged writes must be on disk: the node's group commit covers this store
+        self.commit_to_device = isinstance(self.storage, DeviceStore) and cfg.namespaces[name]["storage-engine"][
+            "commit-to-device"]
         self.stop_writes = False
         self.counters: Counter[str] = Counter()
         self.evaluate_stop_writes()

@@ -27,6 +27,7 @@ from cluster.node.namespace import Namespace
 from cluster.node.partition_table import PartitionTable, bitmap
 from cluster.node.service import ServiceProtocol
 from cluster.node.transactions import Transactions
+from cluster.storage.group_commit import GroupCommit
 from cluster.storage.record import now_cl_ms, now_cl_seconds
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Node:
         self.counters: Counter[str] = Counter()
         self.client_connections = 0
         self.namespaces = {name: Namespace(name, cfg) for name in cfg.namespaces}
+        self.group_commit = GroupCommit([ns.storage for ns in self.namespaces.values() if ns.commit_to_device])
         self.partition_table = PartitionTable()
         self.info = InfoHandler(self)
         # the committed cluster: key 0 and no members while orphaned (clients keep the old map)
@@ -67,12 +69,13 @@ class Node:
         self.process = psutil.Process()
         self.rack = next(iter(cfg.namespaces.values()))["rack-id"] if cfg.namespaces else 0
         self.membership = MembershipDriver(self, cfg, self.rack)
-        self.data = DataDriver(self, self.membership.send_fabric)
+        self.data = DataDriver(self, self.send_data_message)
         self.transactions = Transactions(self.namespaces, self.data, cfg.service["transaction-max-ms"])
         self.data.handle_proxied = self.transactions.proxied
         self.membership.on_other_message = self.data.on_message
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task | None = None
+        self._refusal_logged = -1.0
 
     @property
     def cluster_size(self) -> int:
@@ -109,6 +112,13 @@ class Node:
         log.info("exchange complete: key %X, partition map generation %d", event.cluster_key,
                  self.partition_table.generation)
 
+    def send_data_message(self, node_id: int, payload: bytes) -> bool:
+        """The data plane's fabric sends (replica and migration acks, proxy replies among them)
+        leave only once the writes made before them are on disk (commit-to-device), in order.
+        False if the node is unknown (the caller gives up at once rather than wait)."""
+        self.group_commit.after(lambda: self.membership.send_fabric(node_id, payload))
+        return self.membership.fabric_endpoint(node_id) is not None
+
     def publish_partitions(self) -> None:
         """The client map from the data plane's current ownership (versions go to the exchange
         only when a new cluster forms: `versions_source`)."""
@@ -141,6 +151,7 @@ class Node:
         self.data.close()
         if self._server:
             self._server.close()
+        await self.group_commit.drain()  # its fdatasync must not outlive the files
         for ns in self.namespaces.values():
             ns.storage.close()
 
@@ -157,9 +168,20 @@ class Node:
 
     # -- hooks used by the service and info handlers ----------------------------------
 
-    def connection_opened(self) -> None:
+    def connection_opened(self) -> bool:
+        """Admit a client connection, or refuse it at proto-fd-max as the real server does
+        (it closes the connection at accept time; the count is ours, the server only logs)."""
+        limit = self.cfg.service["proto-fd-max"]
+        if self.client_connections >= limit:
+            self.counters["client_connections_refused"] += 1
+            now = time.monotonic()
+            if now - self._refusal_logged >= 1:  # like the real server's ticker warning
+                self._refusal_logged = now
+                log.warning("refusing client connection - proto-fd-max %d", limit)
+            return False
         self.client_connections += 1
         self.counters["client_connections_opened"] += 1
+        return True
 
     def connection_closed(self) -> None:
         self.client_connections -= 1
@@ -209,6 +231,8 @@ class Node:
             "migrate_allowed": self.data.plane.migrations.allowed,
             "migrate_partitions_remaining": self.migrations_remaining(),
             "proxy_in_progress": self.counters["proxy_in_progress"],
+            "client_connections_refused": self.counters["client_connections_refused"],
+            "group_commits": self.group_commit.flushes,
             "process_cpu_user_s": round(cpu.user, 3),
             "process_cpu_system_s": round(cpu.system, 3),
             "process_rss_bytes": rss,

@@ -7,8 +7,7 @@ to (wblock, offset, size) plus the record's metadata, so `get_meta` never touche
 Write path. Every put, delete and defrag copy is appended to one in-memory write buffer
 that stands for the open wblock. A full buffer is written out and the next free wblock is
 opened. A partially filled buffer is written (only the bytes not yet written) when tick()
-has seen it dirty for `flush_max_ms`, or at once with `commit_to_device` (then also
-fdatasync'ed before put/delete/bury return). Nothing is overwritten in place: superseding a
+has seen it dirty for `flush_max_ms`, or by a commit (below). Nothing is overwritten in place: superseding a
 record subtracts its old size from its wblock's live bytes, and a closed wblock whose live
 bytes fall below `defrag_lwm_pct` of the wblock size is queued for defrag. Client puts are
 refused with OutOfSpace once free wblocks are at or below `defrag_reserve_wblocks`.
@@ -56,11 +55,14 @@ index, and `_ghosts` remembers that one copy until defrag frees it, so the count
 if the digest is written again. An expired record that has older versions on the device is
 the only thing hiding them, so nsup replaces it with a tombstone, exactly like a delete.
 
-Durability. With `commit_to_device` an acknowledged put/delete/bury survives a process kill
-or a power cut (provided the device does not tear a sector an earlier entry shares with the
-one being written: partial wblocks are appended to, not rewritten). Without it, a process
-kill loses nothing that was written out (the page cache keeps it) but up to `flush_max_ms`
-of buffered writes are lost with the process. Freeing a wblock always waits for an
+Durability. put/delete/bury never wait for the disk. Under commit-to-device their owner
+commits before acknowledging them: `commit()`, or in the node one group commit for many
+writes (group_commit.py: start_commit() writes the buffer out, sync() is the fdatasync that
+may run in another thread, finish_commit() records what it covered). A committed write
+survives a process kill or a power cut (provided the device does not tear a sector an
+earlier entry shares with the one being written: partial wblocks are appended to, not
+rewritten). Without commits, a process kill loses nothing that was written out (the page
+cache keeps it) but up to `flush_max_ms` of buffered writes are lost with the process. Freeing a wblock always waits for an
 fdatasync of the copies taken from it, so defrag itself never loses older data.
 """
 
@@ -131,8 +133,7 @@ class _Vacated:
 
 class DeviceStore(StorageEngine):
     def __init__(self, path: str, filesize: int, write_block_size: int = MiB, defrag_lwm_pct: int = 50,
-                 flush_max_ms: int = 1000, commit_to_device: bool = False,
-                 defrag_reserve_wblocks: int | None = None, defrag_wblocks_per_tick: int = 2,
+                 flush_max_ms: int = 1000, defrag_reserve_wblocks: int | None = None, defrag_wblocks_per_tick: int = 2,
                  now_s: int | None = None):
         """Open (or create) the device file at `path`.
 
@@ -166,7 +167,6 @@ class DeviceStore(StorageEngine):
         self.defrag_reserve_wblocks = reserve
         self.defrag_lwm_pct = defrag_lwm_pct
         self.flush_max_ms = flush_max_ms  # may be changed at run time, like defrag_lwm_pct
-        self.commit_to_device = commit_to_device
         self.defrag_wblocks_per_tick = defrag_wblocks_per_tick
 
         # internal tombstones (delete, nsup) per partition; durable ones are in self._buried
@@ -185,6 +185,8 @@ class DeviceStore(StorageEngine):
         self._fill = 0  # bytes of the buffer in use
         self._written = 0  # bytes of the buffer already written to the file
         self._dirty_since_ms: int | None = None
+        self.appended = 0  # entries appended so far ...
+        self.committed = 0  # ... and how many of them the last finished fdatasync covered
         self.wblocks_written = 0
         self.defrag_reads = 0
 
@@ -305,6 +307,7 @@ class DeviceStore(StorageEngine):
         layout.write_entry(self._buf, offset, layout.crc_seed(self._incarnation[block]), seq, digest, meta,
                            set_name, payload, tombstone, durable)
         self._fill += size
+        self.appended += 1
         self._used[block] += size
         self._used_total += size
         return block, offset, size
@@ -348,10 +351,14 @@ class DeviceStore(StorageEngine):
         """Write out the buffer, then free the vacated wblocks whose copies that wrote."""
         self._write_buffer()
         self._dirty_since_ms = None
+        mark = self.appended
         if self._vacated:
             self._release_vacated()
         elif sync:
             os.fdatasync(self._fd)
+        else:
+            return
+        self.committed = max(self.committed, mark)
 
     def _release_vacated(self) -> None:
         # The copies must be durable before the originals' headers are zeroed. This sync also
@@ -432,7 +439,7 @@ class DeviceStore(StorageEngine):
         if self._state[block] == QUEUED:
             self._defrag_q.remove(block)
         self._defrag_block(block)
-        self._persist(sync=self.commit_to_device)
+        self._persist(sync=False)  # frees the vacated wblock, which syncs the copies first
         return True
 
     def _current(self, digest: bytes) -> _Entry | None:
@@ -473,23 +480,17 @@ class DeviceStore(StorageEngine):
                                              keep_free=self.defrag_reserve_wblocks)
         older = self._supersede(digest)
         self._index[partition_id(digest)][digest] = _Entry(meta, seq, block, offset, size, older)
-        if self.commit_to_device:
-            self._persist(sync=True)
 
     def delete(self, digest: bytes) -> bool:
         old = self._index[partition_id(digest)].get(digest)
         if old is None:
             return False
         self._tombstone(digest, old.meta, durable=False)
-        if self.commit_to_device:
-            self._persist(sync=True)
         return True
 
     def bury(self, digest: bytes, meta: RecordMeta) -> None:
         check_digest(digest)
         self._tombstone(digest, tombstone_meta(meta), durable=True)
-        if self.commit_to_device:
-            self._persist(sync=True)
 
     def drop_partition(self, pid: int) -> int:
         dropped = 0
@@ -535,12 +536,12 @@ class DeviceStore(StorageEngine):
         self._expire_some(now_ms // 1000)
         self._defrag()
         if self._vacated:
-            self._persist(sync=self.commit_to_device)
+            self._persist(sync=False)
         elif self._fill > self._written:
             if self._dirty_since_ms is None or now_ms < self._dirty_since_ms:
                 self._dirty_since_ms = now_ms
             if now_ms - self._dirty_since_ms >= self.flush_max_ms:
-                self._persist(sync=self.commit_to_device)
+                self._persist(sync=False)  # what must be durable is committed by its owner
 
     def space_pct(self) -> tuple[float, float]:
         total = self.filesize
@@ -564,6 +565,27 @@ class DeviceStore(StorageEngine):
     def flush(self) -> None:
         """Write out everything buffered and fdatasync it."""
         self._persist(sync=True)
+
+    # -- commits (commit-to-device) ----------------------------------------------------------
+
+    def commit(self) -> None:
+        """Make every write so far durable, here and now."""
+        mark = self.start_commit()
+        self.sync()
+        self.finish_commit(mark)
+
+    def start_commit(self) -> int:
+        """Write out the buffer (the owner's thread) -> the mark to pass to finish_commit."""
+        self._write_buffer()
+        self._dirty_since_ms = None
+        return self.appended
+
+    def sync(self) -> None:
+        """fdatasync: the one part of a commit that may run in another thread."""
+        os.fdatasync(self._fd)
+
+    def finish_commit(self, mark: int) -> None:
+        self.committed = max(self.committed, mark)
 
     def close(self) -> None:
         if self._fd is None:

@@ -315,8 +315,7 @@ CHILD = textwrap.dedent("""
     def key(k):
         return hashlib.sha1(str(k).encode()).digest()
 
-    store = DeviceStore(sys.argv[1], filesize=int(sys.argv[2]), write_block_size=4096,
-                        commit_to_device=True, flush_max_ms=10_000)
+    store = DeviceStore(sys.argv[1], filesize=int(sys.argv[2]), write_block_size=4096, flush_max_ms=10_000)
     gens = {}
     for k in range(40):
         meta = store.get_meta(key(k), 0)
@@ -330,6 +329,7 @@ CHILD = textwrap.dedent("""
         else:
             gens[k] += 1
             store.put(key(k), RecordMeta(gens[k], 0, i), bytes([k]) * (50 + i % 300))
+        store.commit()  # commit-to-device: durable before it is acknowledged
         print(k, gens[k], flush=True)
         if i % 10 == 0:
             store.tick(i)  # defrag under commit-to-device too
@@ -509,9 +509,10 @@ def test_drop_partition_writes_nothing_and_keeps_the_accounting_exact(path):
 
 
 def test_bury_commits_to_device(path):
-    store = open_store(path, commit_to_device=True, flush_max_ms=10**6)
+    store = open_store(path, flush_max_ms=10**6)
     store.put(key(1), RecordMeta(1, 0, 0), b"gone")
     store.bury(key(1), RecordMeta(2, 0, 5))
+    store.commit()
     crashed = str(path) + ".crash"
     with open(path, "rb") as f, open(crashed, "wb") as g:
         g.write(f.read())  # what a SIGKILL right after bury() would leave

@@ -27,9 +27,8 @@ PIDS = sorted({partition_id(d) for d in DIGESTS})
 Model = dict[int, tuple[RecordMeta, bytes | None]]  # payload None = durable tombstone
 
 
-def open_store(path: str, commit: bool, now_s: int | None) -> DeviceStore:
-    return DeviceStore(path, filesize=FILESIZE, write_block_size=WBS, commit_to_device=commit,
-                       flush_max_ms=500, defrag_reserve_wblocks=2, defrag_wblocks_per_tick=2, now_s=now_s)
+def open_store(path: str, now_s: int | None) -> DeviceStore:
+    return DeviceStore(path, filesize=FILESIZE, write_block_size=WBS, flush_max_ms=500, defrag_reserve_wblocks=2, defrag_wblocks_per_tick=2, now_s=now_s)
 
 
 def live(model: Model, k: int, now_s: int) -> tuple[RecordMeta, bytes | None] | None:
@@ -81,7 +80,7 @@ def resync(store: DeviceStore, model: Model, dropped: set[int], history: dict[in
 def test_device_store_matches_a_dict(tmp_path, seed, commit):
     rng = random.Random(seed)
     path = str(tmp_path / "device.dat")
-    store = open_store(path, commit, None)
+    store = open_store(path, None)
     model: Model = {}
     history: dict[int, set] = {k: set() for k in range(KEYS)}
     dropped: set[int] = set()  # digests a cold start may bring back
@@ -150,14 +149,16 @@ def test_device_store_matches_a_dict(tmp_path, seed, commit):
         elif roll < 0.99:
             defrag_reads += store.stats().defrag_reads
             store.close()
-            store = open_store(path, commit, now_s if rng.random() < 0.5 else None)
+            store = open_store(path, now_s if rng.random() < 0.5 else None)
             model = resync(store, model, dropped, history)
             restarts += 1
         elif commit:
-            # A copy of the file now is what a SIGKILL would leave: every acknowledged op.
+            # Commit-to-device acknowledges after a commit; a copy of the file then is what
+            # a SIGKILL would leave: every acknowledged op.
+            store.commit()
             image = str(tmp_path / "crash.dat")
             shutil.copyfile(path, image)
-            crashed = open_store(image, commit, now_s)
+            crashed = open_store(image, now_s)
             check_all(crashed, resync(crashed, model, dropped, history), now_s)
             assert crashed.verify() == []
             crashed.close()
