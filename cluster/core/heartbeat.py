@@ -55,6 +55,13 @@ class HeartbeatConfig:
     def node_timeout_ms(self) -> int:
         return self.interval_ms * self.timeout
 
+    @property
+    def channel_idle_ms(self) -> int:
+        """How long a connection to a silent node is kept: a fraction of the node timeout,
+        so a fresh one can replace a bad one before the node is declared dead (Aerospike's
+        CHANNEL_NODE_READ_IDLE_TIMEOUT; 450 ms at defaults)."""
+        return self.interval_ms * max(2, self.timeout // 3)
+
 
 @dataclass(slots=True)
 class Peer:

@@ -2,7 +2,9 @@
 
 Node i (1-based, named n1, n2, ...) listens on base+10(i-1) for clients, +1 for fabric and
 +2 for heartbeat; every node is seeded with the heartbeat ports of the initial nodes. Each
-node has its own directory under the run directory with its data file and log.
+node has its own directory under the run directory with its data file and log. All nodes
+listen on 127.0.0.1, or with `address_per_node` node i on 127.0.0.(i+1), so that a firewall
+can tell the nodes' traffic apart (cluster.deploy.iptables).
 
     with LocalCluster(nodes=3, rf=2) as cluster:
         client = aerospike.client({"hosts": cluster.seeds()}).connect()
@@ -36,7 +38,8 @@ def parse_info_kv(text: str) -> dict[str, str]:
 
 class LocalCluster:
     def __init__(self, nodes: int = 3, rf: int = 2, racks: int = 1, run_dir: str | Path | None = None,
-                 settings: list[str] = (), base_port: int | None = None, detached: bool = False):
+                 settings: list[str] = (), base_port: int | None = None, detached: bool = False,
+                 address_per_node: bool = False):
         if not 1 <= nodes <= MAX_NODES:
             raise ValueError(f"nodes must be 1..{MAX_NODES}")
         if racks < 1:
@@ -47,6 +50,7 @@ class LocalCluster:
         self.racks = racks
         self.settings = list(settings)
         self.detached = detached
+        self.address_per_node = address_per_node
         self.base_port = base_port or free_port_block(PORT_STRIDE * MAX_NODES)
         self.specs = [NodeSpec(f"n{i + 1}", self.base_port + PORT_STRIDE * i, i % racks) for i in range(nodes)]
         self.seed_ports = [spec.port + 2 for spec in self.specs]
@@ -54,9 +58,16 @@ class LocalCluster:
 
     # -- node construction ------------------------------------------------------------
 
+    def host(self, port: int) -> str:
+        """The address of the node whose client port (or fabric, heartbeat port) is `port`."""
+        return f"127.0.0.{2 + (port - self.base_port) // PORT_STRIDE}" if self.address_per_node else "127.0.0.1"
+
     def _node(self, spec: NodeSpec) -> LocalNode:
-        seeds = ",".join(f"127.0.0.1:{p}" for p in self.seed_ports)
+        seeds = ",".join(f"{self.host(p)}:{p}" for p in self.seed_ports)
+        host = self.host(spec.port)
         settings = [
+            f"network.fabric.address={host}",
+            f"network.heartbeat.address={host}",
             f"network.fabric.port={spec.port + 1}",
             f"network.heartbeat.port={spec.port + 2}",
             f"network.heartbeat.mesh-seed-address-port={seeds}",
@@ -64,13 +75,14 @@ class LocalCluster:
             f"namespaces.test.rack-id={spec.rack}",
             *self.settings,
         ]
-        return LocalNode(self.run_dir / spec.name, spec.port, settings, detached=self.detached, pid=spec.pid)
+        return LocalNode(self.run_dir / spec.name, spec.port, settings, host=host, detached=self.detached,
+                         pid=spec.pid)
 
     def __getitem__(self, name: str) -> LocalNode:
         return self.nodes[name]
 
     def seeds(self) -> list[tuple[str, int]]:
-        return [("127.0.0.1", spec.port) for spec in self.specs]
+        return [(self.host(spec.port), spec.port) for spec in self.specs]
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -139,7 +151,7 @@ class LocalCluster:
         rows = []
         for spec in self.specs:
             node = self.nodes.get(spec.name)
-            row = {"node": spec.name, "address": f"127.0.0.1:{spec.port}", "rack": spec.rack, "state": "down"}
+            row = {"node": spec.name, "address": f"{self.host(spec.port)}:{spec.port}", "rack": spec.rack, "state": "down"}
             if node is not None and node.is_running():
                 try:
                     stats = parse_info_kv(node.info("statistics"))
@@ -186,6 +198,7 @@ class LocalCluster:
     def save(self) -> None:
         state = {
             "rf": self.rf, "racks": self.racks, "settings": self.settings, "base_port": self.base_port,
+            "address_per_node": self.address_per_node,
             "seed_ports": self.seed_ports,
             "nodes": [{"name": s.name, "port": s.port, "rack": s.rack,
                        "pid": self.nodes[s.name].pid if s.name in self.nodes else None} for s in self.specs],
@@ -199,7 +212,8 @@ class LocalCluster:
             raise FileNotFoundError(f"no cluster in {run_dir} (run `refcluster up` first)")
         state = json.loads(path.read_text())
         cluster = cls(nodes=1, rf=state["rf"], racks=state["racks"], run_dir=run_dir,
-                      settings=state["settings"], base_port=state["base_port"], detached=True)
+                      settings=state["settings"], base_port=state["base_port"], detached=True,
+                      address_per_node=state.get("address_per_node", False))
         cluster.seed_ports = state["seed_ports"]
         cluster.specs = [NodeSpec(n["name"], n["port"], n["rack"], n["pid"]) for n in state["nodes"]]
         cluster.nodes = {spec.name: cluster._node(spec) for spec in cluster.specs}

@@ -1,15 +1,22 @@
 """Node-to-node messaging over TCP: the transport under heartbeat (3002) and fabric (3001).
 
 A `Channel` listens on one port and keeps at most one outgoing connection per remote
-endpoint. Frames are a u32 big-endian length and an opaque payload (the protocol cores
-encode their own messages). Sending is fire-and-forget: a message to an unreachable peer
-is dropped, because every protocol above retransmits on its own schedule, as Aerospike's
-heartbeat, Paxos and migration do.
+endpoint, dialled from its own address (so a peer, and a firewall, see which node it is).
+Frames are a u32 big-endian length and an opaque payload (the protocol cores encode their
+own messages). Sending is fire-and-forget: a message to an unreachable peer is dropped,
+because every protocol above retransmits on its own schedule, as Aerospike's heartbeat,
+Paxos and migration do.
+
+A connection is never trusted to recover by itself: after a network partition heals, the
+kernel would resend on an old connection only at its next retransmission, seconds of
+exponential backoff later. Like Aerospike, the driver throws away connections to a peer it
+no longer hears from (`close_silent`, `disconnect`); the next send dials a fresh one.
 """
 
 import asyncio
 import logging
 import struct
+import time
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -17,17 +24,24 @@ log = logging.getLogger(__name__)
 _LEN = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 SEND_QUEUE_LIMIT = 8 * 1024 * 1024  # bytes buffered toward one peer before we drop
+_WILDCARDS = ("", "0.0.0.0", "::")
 
 
 class _Inbound(asyncio.Protocol):
     def __init__(self, channel: "Channel"):
         self.channel = channel
         self.buf = bytearray()
+        self.last_received = time.monotonic()
 
     def connection_made(self, transport):
         self.transport = transport
+        self.channel._inbound.add(self)
+
+    def connection_lost(self, exc):
+        self.channel._inbound.discard(self)
 
     def data_received(self, data):
+        self.last_received = time.monotonic()
         buf = self.buf
         buf += data
         while len(buf) >= 4:
@@ -54,10 +68,13 @@ class Channel:
         self._server: asyncio.AbstractServer | None = None
         self._out: dict[tuple[str, int], asyncio.Transport] = {}
         self._connecting: dict[tuple[str, int], list[bytes]] = {}
-        self.blocked: set[tuple[str, int]] = set()  # endpoints we refuse to talk to (fault injection)
+        self._heard: dict[tuple[str, int], float] = {}  # endpoint -> connected or last heard from
+        self._inbound: set[_Inbound] = set()
         self.sent = 0
         self.received = 0
         self.dropped = 0
+        self.connections_opened = 0
+        self.connections_closed = 0  # by us, because the peer went silent
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -79,9 +96,6 @@ class Channel:
             log.exception("%s: failed to handle a message", self.name)
 
     def send(self, endpoint: tuple[str, int], payload: bytes) -> None:
-        if endpoint in self.blocked:
-            self.dropped += 1
-            return
         frame = _LEN.pack(len(payload)) + payload
         transport = self._out.get(endpoint)
         if transport is not None and not transport.is_closing():
@@ -100,18 +114,38 @@ class Channel:
 
     async def _connect(self, endpoint: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()
+        local = None if self.address in _WILDCARDS else (self.address, 0)
         try:
             transport, _ = await asyncio.wait_for(
-                loop.create_connection(asyncio.Protocol, *endpoint), self.connect_timeout)
+                loop.create_connection(asyncio.Protocol, *endpoint, local_addr=local), self.connect_timeout)
         except (TimeoutError, OSError):
             self.dropped += len(self._connecting.pop(endpoint, []))
             return
+        self.connections_opened += 1
         self._out[endpoint] = transport
+        self._heard[endpoint] = time.monotonic()  # a new connection gets a full idle period
         for frame in self._connecting.pop(endpoint, []):
             transport.write(frame)
             self.sent += 1
 
+    def heard_from(self, endpoint: tuple[str, int]) -> None:
+        """The peer listening at `endpoint` just showed it is alive (it sent us something)."""
+        self._heard[endpoint] = time.monotonic()
+
+    def close_silent(self, idle: float) -> None:
+        """Drop every connection on which we have not heard the peer for `idle` seconds:
+        outgoing ones by `heard_from`, incoming ones by bytes received (Aerospike's
+        heartbeat channel idle timeout). Only for channels whose peers talk continuously."""
+        since = time.monotonic() - idle
+        for endpoint in [e for e in self._out if self._heard.get(e, 0.0) < since]:
+            self.disconnect(endpoint)
+        for inbound in [i for i in self._inbound if i.last_received < since]:
+            self.connections_closed += 1
+            inbound.transport.abort()
+
     def disconnect(self, endpoint: tuple[str, int]) -> None:
+        """Drop the connection to `endpoint` and whatever it still buffers; the next send redials."""
         transport = self._out.pop(endpoint, None)
         if transport is not None:
-            transport.close()
+            self.connections_closed += 1
+            transport.abort()

@@ -4,6 +4,12 @@ The core decides; this module only moves bytes and time: pulses over the heartbe
 channel, Paxos and exchange messages over the fabric channel, a tick every `tick_ms`, and
 the core's events handed to the node (`on_cluster_changed`, `on_orphaned`,
 `on_exchange_complete`). The simulator drives the very same core on a simulated network.
+
+It also keeps the connections honest, as Aerospike does: a heartbeat connection to a node
+not heard from for `channel_idle_ms` is dropped (the next pulse, every interval, redials
+it), and a node's fabric connections are dropped when it departs (the next message to it
+dials afresh). Otherwise a healed partition would wait for TCP's backed-off retransmission
+of the old connections.
 """
 
 import asyncio
@@ -13,7 +19,14 @@ import time
 from collections.abc import Callable
 
 from cluster.core.clustering import ClusteringConfig
-from cluster.core.effects import ClusterChanged, ExchangeComplete, FabricSend, HeartbeatSend, Orphaned
+from cluster.core.effects import (
+    ClusterChanged,
+    ExchangeComplete,
+    FabricSend,
+    HeartbeatSend,
+    NodeDeparted,
+    Orphaned,
+)
 from cluster.core.heartbeat import HeartbeatConfig
 from cluster.core.membership import Membership
 from cluster.core.messages import (
@@ -21,6 +34,7 @@ from cluster.core.messages import (
     EXCHANGE_MESSAGES,
     HEARTBEAT_MESSAGES,
     DecodeError,
+    Pulse,
     decode,
     encode,
 )
@@ -88,6 +102,7 @@ class MembershipDriver:
             try:
                 self.membership.tick(monotonic_ms())
                 self._flush()
+                self.heartbeat.close_silent(self.membership.heartbeat.config.channel_idle_ms / 1000)
             except Exception:  # the cluster must keep its heartbeat even if one tick fails
                 log.exception("membership tick failed")
 
@@ -99,6 +114,8 @@ class MembershipDriver:
             log.warning("dropping a malformed %d-byte node-to-node message: %s", len(payload), exc)
             return
         if isinstance(msg, MEMBERSHIP_MESSAGES):
+            if type(msg) is Pulse:
+                self.heartbeat.heard_from(split_endpoint(msg.endpoint))
             self.membership.step(msg, monotonic_ms())
             self._flush()
         elif self.on_other_message is not None:
@@ -129,3 +146,7 @@ class MembershipDriver:
                 self.node.on_orphaned()
             elif isinstance(event, ExchangeComplete):
                 self.node.on_exchange_complete(event)
+            elif isinstance(event, NodeDeparted):
+                peer = self.membership.heartbeat.peers.get(event.node)
+                if peer is not None:
+                    self.fabric.disconnect(split_endpoint(peer.fabric_endpoint))
