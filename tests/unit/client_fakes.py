@@ -8,7 +8,6 @@ tests/integration/test_our_client.py; this fake only exists to misbehave on cue.
 import base64
 import socket
 import threading
-import time
 from collections import deque
 
 from cluster.wire import info as winfo
@@ -37,7 +36,7 @@ class FakeNode:
     ("ok",)            result 0 (a read gets bin "a" = 1)
     ("rc", code)       header-only reply with that result code
     ("close",)         close the connection without replying
-    ("stall", seconds) wait, then reply ok
+    ("hold", event)    reply ok only once the event is set (at most 10 s: a stalled node)
     ("stray",)         reply ok followed by one extra unsolicited byte
     ("reply", message) reply with that Message, encoded as the node would (wm.encode_frame)
     ("raw", data)      send these bytes as they are: any number of frames, compressed or malformed
@@ -58,6 +57,7 @@ class FakeNode:
         self.reply: Message | None = None
         self.info_requests: list[list[str]] = []
         self.accepted = 0
+        self.answered = 0  # AS_MSG replies sent
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._conns: list[socket.socket] = []
@@ -134,14 +134,16 @@ class FakeNode:
             return False
         if action[0] in ("reply", "raw"):
             conn.sendall(wm.encode_frame(action[1]) if action[0] == "reply" else action[1])
+            self.answered += 1
             return True
-        if action[0] == "stall":
-            time.sleep(action[1])
+        if action[0] == "hold":
+            action[1].wait(10)
         reply = Message(result_code=action[1] if action[0] == "rc" else 0, generation=1)
         if reply.result_code == 0 and msg.info1 & Info1.READ:
             reply.ops = [wm.value_op(OpType.READ, "a", 1)]
         data = wm.encode_frame(reply)
         conn.sendall(data + b"\x00" if action[0] == "stray" else data)
+        self.answered += 1
         return True
 
 

@@ -1,11 +1,10 @@
 """Cluster discovery and tend against scripted fake nodes."""
 
-import time
-
 import pytest
 
 from cluster.client import Client, errors
 from cluster.client.cluster import MAX_FAILURES
+from tests.conftest import wait_until
 from tests.unit.client_fakes import ALL_PARTITIONS, FakeNode, replicas_value
 
 VALIDATE = ["node", "partition-generation", "build"]
@@ -40,14 +39,14 @@ def test_connect_follows_the_official_sequence(fakes):
     seed = fakes("BB9000000000001")
     client = Client({"hosts": [seed.address], "tend_interval": 50}).connect()
     assert seed.info_requests[:3] == [VALIDATE, ["peers-clear-std"], ["partition-generation", "replicas"]]
-    time.sleep(0.2)
-    assert seed.info_requests[3] == REFRESH and len(seed.info_requests) >= 5
+    wait_until(lambda: len(seed.info_requests) >= 5, 5, "two background tends")
+    assert seed.info_requests[3:5] == [REFRESH, REFRESH]  # nothing changed: refresh only
     assert client.is_connected() and client.get_nodes() == [seed.address]
+    tend_thread = client._cluster._thread
+    assert tend_thread.is_alive()
     client.close()
     assert not client.is_connected() and client.get_nodes() == []
-    count = len(seed.info_requests)
-    time.sleep(0.2)
-    assert len(seed.info_requests) == count  # the tend thread has stopped
+    assert not tend_thread.is_alive()  # close() stopped the tend thread: no tend can follow
 
 
 def test_cluster_name_is_validated(fakes):
