@@ -1,0 +1,1 @@
+"""Tests of refproxy, our Toxiproxy-compatible server, with real clients and real sockets."""
