@@ -508,7 +508,9 @@ class DataSimulation(Simulation):
         if outcome.image is not None:
             pid = partition_id(outcome.image.digest)
             tid = dn.plane.replication.start(NS, pid, outcome.image, dn.plane.replica_targets(NS, pid), self.now_ms)
-        if tid is None:
+        if tid is None:  # nothing changed, or no replica to wait for
+            if outcome.image is not None:
+                self._check_replicated(index, outcome.image)
             self._reply(index, reply_to, outcome.encode())
             return
         dn.replicating[tid] = (outcome, reply_to)
@@ -531,6 +533,8 @@ class DataSimulation(Simulation):
             if event.tid in dn.replicating:
                 outcome, reply_to = dn.replicating.pop(event.tid)
                 ok = event.result == ResultCode.OK
+                if ok:
+                    self._check_replicated(index, outcome.image)
                 self._reply(index, reply_to, outcome.encode() if ok else wm.encode_header_only(event.result))
         elif kind is ProxyDone:
             self._reply(index, dn.proxying.pop(event.tid), event.reply)
@@ -542,6 +546,15 @@ class DataSimulation(Simulation):
                 self._reply(index, reply_to, wm.encode_header_only(ResultCode.TIMEOUT))
         elif kind is ServeProxied:
             self._execute(index, event.body, event.hops, event.deadline_ms, ("proxy", event.src, event.tid))
+
+    def _check_replicated(self, index: int, image) -> None:
+        """A write is acknowledged only when every replica holds it (or a later copy)."""
+        pid = partition_id(image.digest)
+        for node_id in self.data_nodes[index].plane.replica_targets(NS, pid):
+            got = self.data_nodes[self.data_index_of[node_id]].store.lookup(image.digest)
+            if got is None or got[0].lut < image.lut:
+                self._violation(f"a write acknowledged by {format_node_id(self.nodes[index].node_id)} is not on "
+                                f"replica {format_node_id(node_id)}: it holds {got}")
 
     def _reply(self, index: int, reply_to: tuple, reply: bytes) -> None:
         if reply_to[0] == "proxy":

@@ -62,3 +62,20 @@ def test_skipping_ticks_before_the_deadline_changes_nothing():
         skipping = Simulation(config).run()
         every = Simulation(config, membership_factory=factory).run()
         assert (skipping.digest, skipping.messages) == (every.digest, every.messages), config
+
+
+def test_a_data_seed_replays_across_processes_with_different_hash_seeds():
+    """The data simulator too: nothing that orders messages may depend on str hashing."""
+    import os
+    import subprocess
+    import sys
+
+    from cluster.sim.data import run_seed
+
+    def run_cli(hash_seed):
+        env = {**os.environ, "PYTHONHASHSEED": str(hash_seed)}
+        cmd = [sys.executable, "-m", "cluster.sim", "--data", "--seed", "5", "--policy", "generation"]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=True).stdout
+        return out.split("digest ", 1)[1].split()[0]
+
+    assert run_cli(1) == run_cli(2) == run_cli(3) == run_seed(5, "generation").sim.digest
