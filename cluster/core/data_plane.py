@@ -140,13 +140,14 @@ class DataPlane:
         self.map_version += 1
 
     def on_exchange_complete(self, event: ExchangeComplete, now_ms: int) -> None:
-        table = partition_table(event.succession, event.racks)[:self.n_partitions]
         self.cluster_key = event.cluster_key
         self._frozen = False
         self.migrations.reset(event.cluster_key)
         self.replication.cluster_key = event.cluster_key
         self._signalling = {}
         for ns, states in self.partitions.items():
+            racks = {node: by_ns.get(ns, 0) for node, by_ns in event.racks.items()}  # each namespace its own
+            table = partition_table(event.succession, racks)[:self.n_partitions]
             rf = effective_replication_factor(self.replication_factor[ns], len(event.succession))
             versions = {node: versions_by_pid(v.get(ns, {})) for node, v in event.versions_by_node.items()}
             for plan in balance_namespace(table, rf, versions, event.cluster_key, self.node_id):

@@ -57,7 +57,7 @@ class ExchangeComplete:
     cluster_key: int
     succession: tuple[int, ...]
     versions_by_node: dict[int, Versions]
-    racks: dict[int, int] = field(default_factory=dict)  # node -> rack id
+    racks: dict[int, dict[str, int]] = field(default_factory=dict)  # node -> namespace -> rack id
     services: dict[int, str] = field(default_factory=dict)  # node -> service "host:port"
 
 

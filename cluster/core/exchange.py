@@ -33,7 +33,7 @@ class Exchange:
         self.node_id = node_id
         self.local_versions: Versions = {}  # kept current by the runtime, or ...
         self.versions_source: Callable[[], Versions] | None = None  # ... read from it at each new cluster
-        self.local_rack = 0  # set once by the runtime, like local_service
+        self.local_racks: dict[str, int] = {}  # namespace -> rack id; set once by the runtime, like local_service
         self.local_service = ""
         self.state = ORPHANED
         self.cluster_key = 0
@@ -113,7 +113,7 @@ class Exchange:
             self._out.emit(ExchangeComplete(
                 self.cluster_key, self.succession,
                 versions_by_node={n: d.versions for n, d in data.items()},
-                racks={n: d.rack for n, d in data.items()},
+                racks={n: d.racks for n, d in data.items()},
                 services={n: d.service for n, d in data.items()}))
 
     def _keep_early(self, msg: ExchangeData) -> None:
@@ -133,7 +133,7 @@ class Exchange:
                 self._send_data(node)
 
     def _own_data(self) -> ExchangeData:
-        return ExchangeData(self.node_id, self.cluster_key, self.local_versions, self.local_rack, self.local_service)
+        return ExchangeData(self.node_id, self.cluster_key, self.local_versions, self.local_racks, self.local_service)
 
     def _send_data(self, node: int) -> None:
         self._out.fabric(node, self._own_data())

@@ -205,12 +205,13 @@ Versions = dict[str, dict[int, tuple[int, ...]]]
 @_message(30)
 class ExchangeData:
     """A member's partition versions, plus what balance and clients need to know about it:
-    its rack id (replica placement) and its service endpoint ("host:port", for `peers`)."""
+    its rack id in each namespace (replica placement) and its service endpoint ("host:port",
+    for `peers`)."""
 
     src: int
     cluster_key: int
     versions: Versions
-    rack: int = 0
+    racks: dict[str, int] = dataclasses.field(default_factory=dict)  # namespace -> rack id
     service: str = ""
 
 

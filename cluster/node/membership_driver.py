@@ -56,7 +56,7 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
 
 
 class MembershipDriver:
-    def __init__(self, node, cfg: NodeConfig, rack: int):
+    def __init__(self, node, cfg: NodeConfig, racks: dict[str, int]):
         self.node = node
         hb, fabric, svc = cfg.network["heartbeat"], cfg.network["fabric"], cfg.service
         self.membership = Membership(
@@ -71,7 +71,7 @@ class MembershipDriver:
             rng=random.Random(),
             now_ms=monotonic_ms(),
         )
-        self.membership.exchange.local_rack = rack
+        self.membership.exchange.local_racks = racks
         self.membership.exchange.local_service = node.service_address()
         self.heartbeat = Channel("heartbeat", hb["address"], hb["port"], self._on_frame)
         self.fabric = Channel("fabric", fabric["address"], fabric["port"], self._on_frame)

@@ -67,8 +67,7 @@ class Node:
         self._peers: list[Peer] = []
         self.peers_generation = 1
         self.process = psutil.Process()
-        self.rack = next(iter(cfg.namespaces.values()))["rack-id"] if cfg.namespaces else 0
-        self.membership = MembershipDriver(self, cfg, self.rack)
+        self.membership = MembershipDriver(self, cfg, {name: p["rack-id"] for name, p in cfg.namespaces.items()})
         self.data = DataDriver(self, self.send_data_message)
         self.transactions = Transactions(self.namespaces, self.data, cfg.service["transaction-max-ms"])
         self.data.handle_proxied = self.transactions.proxied
