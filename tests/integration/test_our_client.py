@@ -191,16 +191,23 @@ def test_works_under_gevent_monkey_patching(node):
     """Locust runs users as greenlets: blocking sockets must become cooperative, tend included."""
     script = textwrap.dedent(f"""
         from gevent import monkey; monkey.patch_all()
+        import time
         import gevent
         from cluster.client import Client
         client = Client({{"hosts": [("127.0.0.1", {node.port})], "tend_interval": 50}}).connect()
+        cluster = client._cluster
+        tends, real_tend = [], cluster.tend
+        cluster.tend = lambda: tends.append(1) or real_tend()  # counts background tends from now on
         def user(u):
-            for i in range(50):
-                client.put(("test", "gevent", u * 100 + i), {{"i": i}})
-                assert client.get(("test", "gevent", u * 100 + i))[2] == {{"i": i}}
+            i, deadline = 0, time.monotonic() + 20
+            # 50 operations each, and on until the tend ran twice while the users were working
+            while i < 50 or (len(tends) < 2 and time.monotonic() < deadline):
+                client.put(("test", "gevent", u * 100_000 + i), {{"i": i}})
+                assert client.get(("test", "gevent", u * 100_000 + i))[2] == {{"i": i}}
+                i += 1
         gevent.joinall([gevent.spawn(user, u) for u in range(8)], raise_error=True)
-        gevent.sleep(0.2)  # a few tends run alongside
-        node = next(iter(client._cluster.nodes.values()))
+        assert len(tends) >= 2, tends  # tend ran alongside the users, as a greenlet
+        node = next(iter(cluster.nodes.values()))
         assert 1 < node._open <= 8, node._open  # the users really ran concurrently, sharing the pool
         client.close()
         print("ok")
