@@ -18,7 +18,6 @@ import time
 import uvloop
 from aiohttp import web
 
-from chaos.proxy.errors import ApiError
 from chaos.proxy.proxy import Proxies
 from chaos.proxy.server import VERSION, make_app
 
@@ -62,10 +61,7 @@ async def populate_from_file(proxies: Proxies, path: str) -> None:
     except (OSError, ValueError) as e:
         log.error("Error reading config file %s: %s", path, e)
         return
-    try:
-        done, error = await proxies.populate(body)
-    except ApiError as e:  # the file is not a list of proxies
-        done, error = [], e
+    done, error = await proxies.populate(body)
     if error:
         log.error("Failed to populate proxies from file: %s", error.message)
     else:

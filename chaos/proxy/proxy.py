@@ -137,11 +137,12 @@ class Proxies:
         """Create or replace each proxy of the list; one whose listen and upstream are what it
         has already is kept as it is, connections and toxics included. Stops at the first
         failure, returning the proxies done so far and the error."""
-        if not isinstance(body, list):
-            raise bad_body("expected a JSON array of proxies")
-        specs = [_proxy_spec(entry, enabled_default=True, at=f" at proxy {i + 1}") for i, entry in enumerate(body)]
         done = []
         try:
+            if not isinstance(body, list):
+                raise bad_body("expected a JSON array of proxies")
+            specs = [_proxy_spec(entry, enabled_default=True, at=f" at proxy {i + 1}")
+                     for i, entry in enumerate(body)]  # all checked before any is created
             for spec in specs:
                 existing = self._proxies.get(spec["name"])
                 if existing is not None and not await existing.differs(spec["listen"], spec["upstream"]):
