@@ -47,8 +47,8 @@ class Upstream:
             self._conns.append(conn)
             self.received.append(bytearray())
             t = threading.Thread(target=self._serve, args=(conn, self.received[-1]), daemon=True)
-            self._threads.append(t)
             t.start()
+            self._threads.append(t)  # only once started: join() may run meanwhile
 
     def _serve(self, conn: socket.socket, received: bytearray) -> None:
         try:
