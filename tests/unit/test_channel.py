@@ -1,7 +1,9 @@
 """Channel connection hygiene on loopback sockets: connections to a silent peer are dropped
-and redialled, silent incoming ones are closed, and outgoing ones leave from our address."""
+and redialled, silent incoming ones are closed (and all are TCP keepalive probed), and
+outgoing ones leave from our address."""
 
 import asyncio
+import socket
 
 from cluster.node.channel import _LEN, Channel
 
@@ -87,6 +89,8 @@ def test_a_silent_incoming_connection_is_closed_and_a_talking_one_kept():
         _, silent = await asyncio.open_connection(*endpoint)
         _, talking = await asyncio.open_connection(*endpoint)
         await settle(lambda: len(channel._inbound) == 2)
+        sockets = [inbound.transport.get_extra_info("socket") for inbound in channel._inbound]
+        assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) for s in sockets), "probed when quiet"
 
         await asyncio.sleep(0.05)
         talking.write(frame(b"pulse"))
