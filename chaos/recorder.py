@@ -5,8 +5,9 @@
     # on exit: run/cluster.csv (the raw samples) and run/timeline.csv (merged with run/load/)
 
 Once a second (just after the whole second S, and labelled S) a background thread asks
-every node, in parallel, for ``statistics``, ``namespace/<ns>`` and ``partition-info``. A
-node that does not answer within ``timeout`` leaves its columns empty for that second.
+every node, in parallel, for ``statistics`` and ``namespace/<ns>``, and for
+``partition-info`` unless the node's copies cannot have changed since it last answered it.
+A node that does not answer within ``timeout`` leaves its columns empty for that second.
 
 **Replication.** A partition's *copies* are the nodes that answered this second and hold
 a full copy of it: a version without the subset or evade flag, and no immigration pending.
@@ -76,6 +77,7 @@ class Recorder:
         self.columns = ["time", "sampled_at", *SUMMARY_COLUMNS,
                         *(f"{name}.{metric}" for name in self.nodes for metric in NODE_METRICS)]
         self._failures_seen: Counter[str] = Counter()
+        self._steady_copies: dict[str, tuple[str, set[int]] | None] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=len(self.nodes), thread_name_prefix="recorder")
@@ -116,23 +118,38 @@ class Recorder:
     def sample(self) -> dict:
         """One row of cluster.csv (without ``time``): every node asked once, in parallel."""
         sampled_at = time.time()
-        replies = dict(zip(self.nodes, self._pool.map(self._ask, self.nodes.values()), strict=True))
+        replies = dict(zip(self.nodes, self._pool.map(self._ask, self.nodes), strict=True))
         row: dict = {"sampled_at": round(sampled_at, 3)}
         for name, reply in replies.items():
             for metric in NODE_METRICS:
                 row[f"{name}.{metric}"] = reply["metrics"].get(metric) if reply else None
         return row | summarize([reply for reply in replies.values() if reply])
 
-    def _ask(self, address: tuple[str, int]) -> dict | None:
-        stats, ns, parts = "statistics", f"namespace/{self.namespace}", f"partition-info:namespace={self.namespace}"
+    def _ask(self, name: str) -> dict | None:
+        address, stats, ns = self.nodes[name], "statistics", f"namespace/{self.namespace}"
         try:
-            reply = info_request(*address, [stats, ns, parts], timeout=self.timeout)
+            reply = info_request(*address, [stats, ns], timeout=self.timeout)
+            if any(value.startswith("ERROR") for value in reply.values()):
+                raise ValueError(reply)
             metrics = parse_info_kv(reply[stats]) | parse_info_kv(reply[ns])
+            copies = self._full_copies(name, address, metrics)
         except (OSError, KeyError, ValueError):
+            self._steady_copies.pop(name, None)
             return None
-        if any(value.startswith("ERROR") for value in reply.values()):
-            return None
-        return {"metrics": metrics, "full_copies": full_copies(reply[parts])}
+        return {"metrics": metrics, "full_copies": copies}
+
+    def _full_copies(self, name: str, address: tuple[str, int], metrics: dict) -> set[int]:
+        """partition-info costs the node ~25 ms, so it is asked again only if the node's copies
+        may have changed: they change at a rebalance (a new cluster key) and as migrations
+        complete, never while the node stays in one cluster with none remaining."""
+        key, steady = metrics["cluster_key"], metrics["migrate_partitions_remaining"] == "0"
+        cached = self._steady_copies.get(name)
+        if steady and cached and cached[0] == key:
+            return cached[1]
+        command = f"partition-info:namespace={self.namespace}"
+        copies = full_copies(info_request(*address, [command], timeout=self.timeout)[command])
+        self._steady_copies[name] = (key, copies) if steady else None
+        return copies
 
     def _new_failures(self) -> Counter[str]:
         """Failures per result code since the last call, from Locust's cumulative failures file."""
