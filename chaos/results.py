@@ -16,7 +16,6 @@ made from it alone:
 
 import csv
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,14 +111,6 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def finite_or_none(value) -> float | None:
-    """A number for JSON (NaN and missing become None)."""
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
 
 
 def read_csv(path: Path) -> pd.DataFrame | None:
