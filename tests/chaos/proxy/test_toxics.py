@@ -1,6 +1,7 @@
 """Every toxic measured on real bytes through a refproxy process, within the tolerances the
 issue sets (latency ±20 ms, bandwidth ±20 %), and toxics changed under live connections."""
 
+import socket
 import statistics
 import threading
 import time
@@ -56,15 +57,17 @@ def test_jitter_spreads_latency_within_its_bounds(api, echo_proxy):
     assert max(rtts) - min(rtts) > 20, rtts  # really drawn per chunk, not one fixed delay
 
 
-def test_bandwidth_limits_the_rate(api, proxy_to):
-    payload = bytes(range(256)) * 1200  # 307 200 bytes at 200 KB/s: 1.54 s
+@pytest.mark.parametrize("rate, size", [(2000, 3_072_000),  # reads under 100 ms worth: paced by size
+                                        (20, 30_720)])  # reads over 100 ms worth: cut in 100 ms slices
+def test_bandwidth_limits_the_rate(api, proxy_to, rate, size):
+    payload = bytes(range(256)) * (size // 256)  # 1.54 s at `rate` KB/s
     with Upstream(sends(payload, then_close=True)) as upstream:
         proxy = proxy_to(upstream.address)
-        api.add_toxic(proxy.name, "bandwidth", {"rate": 200})
+        api.add_toxic(proxy.name, "bandwidth", {"rate": rate})
         with connect(proxy.port) as sock:
             data, _, elapsed_ms = receive_until_eof(sock)
     assert data == payload
-    expected_ms = len(payload) / 200  # 200 KB/s = 200 bytes/ms
+    expected_ms = len(payload) / rate  # 1 KB/s = 1 byte/ms
     assert abs(elapsed_ms - expected_ms) <= 0.2 * expected_ms, (elapsed_ms, expected_ms)
 
 
@@ -82,6 +85,19 @@ def test_slow_close_delays_only_the_close(api, proxy_to):
                 close_ms.append((time.perf_counter() - t0) * 1000)
     assert statistics.median(data_ms) < 300 - LATENCY_TOLERANCE_MS, data_ms
     assert abs(statistics.median(close_ms) - 300) <= LATENCY_TOLERANCE_MS, close_ms
+
+
+def test_data_on_its_way_to_the_client_outlives_the_clients_fin(api, echo_proxy):
+    """As Toxiproxy: the client's FIN closes the upstream socket, but what the downstream
+    link still holds is delivered before the client's socket is closed."""
+    proxy, _ = echo_proxy
+    api.add_toxic(proxy.name, "latency", {"latency": 300})
+    with connect(proxy.port) as sock:
+        sock.sendall(b"ping")
+        time.sleep(0.1)  # the echo is back in the proxy, held by the toxic
+        sock.shutdown(socket.SHUT_WR)
+        data, _, _ = receive_until_eof(sock)
+    assert data == b"ping"
 
 
 def test_timeout_0_is_a_silent_blackhole_until_removed(api, echo_proxy):
