@@ -4,6 +4,8 @@ acting-master hand-off when a node joins, and the migration throttles."""
 
 import threading
 import time
+from collections import Counter
+from itertools import pairwise
 
 import aerospike
 import pytest
@@ -11,6 +13,7 @@ from aerospike import exception as ex
 
 from cluster.deploy.local import info_request
 from cluster.deploy.local_cluster import LocalCluster, parse_info_kv
+from tests.conftest import wait_until
 
 N_RECORDS = 10_000
 FAST = ["network.heartbeat.interval=100", "service.quantum-interval-ms=200"]
@@ -52,12 +55,20 @@ def wait_migrations_done(cluster: LocalCluster, names: list[str], timeout: float
     raise AssertionError(f"migrations still running after {timeout}s: {remaining}")
 
 
-def wait_client_sees(client: aerospike.Client, nodes: int, timeout: float = 10) -> None:
-    """The client's tend (every second) has caught up with the cluster's membership."""
-    deadline = time.monotonic() + timeout
-    while len(client.get_nodes()) != nodes and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.2)  # and with the partition map that came with it
+def wait_client_sees(client: aerospike.Client, nodes: int, keys: list, timeout: float = 15) -> None:
+    """The client's tend has caught up with the cluster: it lists `nodes` nodes, and its
+    partition map routes every one of `keys` to a node that answers, without a retry."""
+    def caught_up() -> bool:
+        if len(client.get_nodes()) != nodes:
+            return False
+        try:
+            for k in keys:
+                client.exists(k, policy={"max_retries": 0, "total_timeout": 1000})
+        except ex.AerospikeError:
+            return False
+        return True
+
+    wait_until(caught_up, timeout, f"the client to route to {nodes} node(s)", poll=0.1)
 
 
 def running_names(cluster: LocalCluster) -> list[str]:
@@ -114,43 +125,111 @@ def test_kill_restart_loses_nothing_and_restores_two_copies(tmp_path):
         client.close()
 
 
-def test_node_joins_under_writes_without_losing_or_failing(tmp_path):
+TRANSIENT = {9: "TIMEOUT", 11: "PARTITION_UNAVAILABLE"}  # what a cluster change may answer, briefly
+RETRY_FOR = 10.0  # seconds an operation may keep getting transient errors (the old client policy: ~5 s)
+
+
+def migration_sample(cluster: LocalCluster) -> tuple[int, int]:
+    """(partitions still to migrate, records transmitted so far), summed over the nodes answering."""
+    pending = transmitted = 0
+    for node in list(cluster.nodes.values()):
+        try:
+            reply = info_request(*node.address, ["statistics", "namespace/test"], timeout=1.0)
+        except OSError:
+            continue  # the joining node before it listens
+        pending += int(parse_info_kv(reply["statistics"]).get("migrate_partitions_remaining", 0))
+        transmitted += int(parse_info_kv(reply["namespace/test"]).get("migrate_records_transmitted", 0))
+    return pending, transmitted
+
+
+def test_node_joins_under_writes_without_losing_or_failing(tmp_path, record_property):
+    """A 4th node joins 3 while a writer updates and reads records. The writer's client does
+    not retry: every transient error is seen, counted by result code and reported, and only
+    TIMEOUT (9) and PARTITION_UNAVAILABLE (11) are allowed; the writer retries those itself,
+    and every operation succeeds within RETRY_FOR seconds. Node statistics sampled during the run
+    prove the writes were acknowledged while partitions were still migrating."""
     with LocalCluster(nodes=3, rf=2, run_dir=tmp_path / "c", settings=FAST) as cluster:
         client = client_for(cluster)
         for i in range(3000):
             client.put(key(i), {"i": i})
+        wait_migrations_done(cluster, ["n1", "n2", "n3"])  # the pending migrations counted below are the join's
+        once = {"total_timeout": 2000, "max_retries": 0}
+        writer_client = aerospike.client({"hosts": [cluster[n].address for n in running_names(cluster)],
+                                          "policies": {"write": once, "read": once}}).connect()
         acked: dict[int, int] = {}
-        failures: list[str] = []
-        stop = threading.Event()
+        writes = [0]  # acknowledged writes so far
+        transient: Counter = Counter()  # (op, result code) -> errors seen
+        failures: list[str] = []  # non-transient codes, or retries exhausted
+        samples: list[tuple[int, int, int, bool]] = []  # (partitions pending, records sent, writes, joining)
+        stop, joining = threading.Event(), threading.Event()
+
+        def persist(op: str, call, *args) -> bool:
+            give_up = time.monotonic() + RETRY_FOR
+            attempts = 0
+            while True:
+                attempts += 1
+                try:
+                    call(*args)
+                    return True
+                except ex.AerospikeError as exc:
+                    transient[(op, exc.code)] += 1
+                    if exc.code not in TRANSIENT or time.monotonic() > give_up:
+                        names = {f"{h}:{p}": name for name, (h, p) in
+                                 ((name, node.address) for name, node in list(cluster.nodes.items()))}
+                        where = next((name for addr, name in names.items() if addr in str(exc.msg)), "?")
+                        failures.append(f"{op} {args[0]} on {where} (attempt {attempts}): {exc.code} {exc.msg}; "
+                                        f"migrations pending {samples[-1][0] if samples else '?'}")
+                        return False
+                stop.wait(0.05)  # back off a little, as the client's sleep_between_retries would
 
         def writer():
             n = 0
-            while not stop.is_set():
+            while not stop.is_set() and not failures:
                 i = n % 3000
-                try:
-                    client.put(key(i), {"i": i, "n": n})
+                if persist("write", writer_client.put, key(i), {"i": i, "n": n}):
                     acked[i] = n
-                except ex.AerospikeError as exc:
-                    failures.append(f"write {i}: {exc.code}")
-                try:
-                    client.get(key((n * 7) % 3000))
-                except ex.AerospikeError as exc:
-                    failures.append(f"read: {exc.code}")
+                    writes[0] += 1
+                persist("read", writer_client.get, key((n * 7) % 3000))
                 n += 1
 
-        thread = threading.Thread(target=writer)
-        thread.start()
+        def sampler():
+            while not stop.is_set():
+                joined = joining.is_set()
+                samples.append((*migration_sample(cluster), writes[0], joined))
+                stop.wait(0.05)
+
+        threads = [threading.Thread(target=writer), threading.Thread(target=sampler)]
+        for t in threads:
+            t.start()
         try:
-            time.sleep(1)
+            wait_until(lambda: writes[0] >= 200 or failures, 30, "writes flowing before the join")
+            joining.set()
             cluster.add()
             wait_migrations_done(cluster, ["n1", "n2", "n3", "n4"])
-            time.sleep(1)
+            after = writes[0]
+            wait_until(lambda: writes[0] >= after + 200 or failures, 30, "writes flowing after the migrations")
         finally:
             stop.set()
-            thread.join()
-        assert not failures, failures[:10]
+            for t in threads:
+                t.join()
+        report = (f"{writes[0]} writes acknowledged ({len(acked)} keys); transient errors by (op, code): "
+                  f"{dict(sorted(transient.items())) or 'none'}")
+        print(report)
+        record_property("transient_errors", report)
+        assert not failures, (failures[:10], report)
+        assert {code for _op, code in transient} <= set(TRANSIENT), report
+
+        # writes were acknowledged while the join's migrations were pending, and data moved meanwhile
+        during = [(b[2] - a[2], b[1] - a[1]) for a, b in pairwise(samples) if a[3] and a[0] > 0 and b[0] > 0]
+        writes_during, moved_during = sum(w for w, _ in during), sum(m for _, m in during)
+        print(f"{len(during)} sample intervals with migrations pending: {writes_during} writes acked, "
+              f"{moved_during} records migrated")
+        assert writes_during >= 20 and moved_during > 0, (writes_during, moved_during, samples[:: max(1, len(samples) // 40)])
+        assert samples[-1][0] == 0  # and the migrations finished while the writer still ran
+
         for i, n in acked.items():
             assert client.get(key(i))[2]["n"] == n
+        writer_client.close()
         client.close()
 
 
@@ -209,8 +288,8 @@ def test_replica_writes_are_accepted_under_stop_writes(tmp_path):
     with LocalCluster(nodes=2, rf=2, run_dir=tmp_path / "c", settings=FAST) as cluster:
         client = client_for(cluster)
         assert cluster["n2"].info("set-config:context=namespace;id=test;stop-writes-used-pct=0") == "ok"
-        time.sleep(0.5)  # stop-writes is re-evaluated every housekeeping tick
-        assert ns_stats(cluster, "n2")["stop_writes"] == "true"
+        # stop-writes is re-evaluated every housekeeping tick
+        wait_until(lambda: ns_stats(cluster, "n2")["stop_writes"] == "true", 10, "n2 in stop-writes")
         written, refused = [], 0
         for i in range(400):
             try:
@@ -241,7 +320,7 @@ def test_writes_resolve_duplicates_before_they_merge(tmp_path):
                 client.increment(k, "c", 1)
         cluster.kill("n1")
         cluster.wait_converged()
-        wait_client_sees(client, 1)
+        wait_client_sees(client, 1, keys)
         for k in keys:  # n2 alone goes on: c = 8, generation 9
             for _ in range(3):
                 client.increment(k, "c", 1)
@@ -251,7 +330,7 @@ def test_writes_resolve_duplicates_before_they_merge(tmp_path):
         client = client_for(cluster)
         assert client.get(keys[0])[2]["c"] == 5
         cluster.restart("n2")  # both again; n2's copies are duplicates, not merged (no migration)
-        wait_client_sees(client, 2)
+        wait_client_sees(client, 2, keys)
         assert int(ns_stats(cluster, "n1")["migrate_rx_partitions_remaining"]) + int(
             ns_stats(cluster, "n2")["migrate_rx_partitions_remaining"]) > 0
         for k in keys:
