@@ -83,7 +83,7 @@ class Channel:
         self.received = 0
         self.dropped = 0
         self.connections_opened = 0
-        self.connections_closed = 0  # by us, because the peer went silent
+        self.connections_closed = 0  # by us: the peer went silent or departed
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -97,12 +97,17 @@ class MembershipDriver:
         config.set_timeout(timeout)
 
     async def _tick_forever(self) -> None:
+        last = monotonic_ms()
         while True:
             await asyncio.sleep(self.membership.tick_ms / 1000)
             try:
-                self.membership.tick(monotonic_ms())
+                now = monotonic_ms()
+                self.membership.tick(now)
                 self._flush()
-                self.heartbeat.close_silent(self.membership.heartbeat.config.channel_idle_ms / 1000)
+                idle_ms = self.membership.heartbeat.config.channel_idle_ms
+                if now - last < idle_ms:  # after a stall of our own, what came meanwhile is not read yet
+                    self.heartbeat.close_silent(idle_ms / 1000)
+                last = now
             except Exception:  # the cluster must keep its heartbeat even if one tick fails
                 log.exception("membership tick failed")
 
