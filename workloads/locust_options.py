@@ -1,9 +1,12 @@
 """The YCSB options of ``locust -f workloads/ycsb.py`` and the workload properties they make.
 
 Property precedence, lowest first (as ``ycsb -P file -p key=value``): the core workload
-file of ``--workload``, each ``--property-file`` in order, each ``--prop key=value``, then
-the named overrides (``--recordcount`` …). ``-P`` is Locust's web port, hence
-``--property-file``.
+file of ``--workload`` (default ``a``), each ``--property-file`` in order, each ``--prop
+key=value``, then the named overrides (``--recordcount`` …). ``-P`` is Locust's web port,
+hence ``--property-file``.
+
+Every option is also a field of the web UI's form (Locust's "Custom parameters"), which
+sets it as text; ``from_form`` turns those back into what the command line gives.
 """
 
 import time
@@ -12,29 +15,49 @@ from pathlib import Path
 from workloads.properties import PropertyError, WorkloadProperties, load_properties
 
 WORKLOADS_DIR = Path(__file__).resolve().parent
-NAMED_OVERRIDES = (
-    "recordcount", "operationcount", "fieldcount", "fieldlength", "requestdistribution",
-    "readallfields", "writeallfields", "insertorder",
-)  # fmt: skip
+NAMED_OVERRIDES = {
+    "recordcount": "records to load",
+    "operationcount": "run phase: transactions over all workers, 0 = no limit",
+    "fieldcount": "fields per record",
+    "fieldlength": "bytes per field",
+    "requestdistribution": "uniform, zipfian, latest, hotspot, exponential or sequential",
+    "readallfields": "true or false",
+    "writeallfields": "true or false",
+    "insertorder": "hashed or ordered",
+}  # the properties with an option of their own
+REPEATABLE = ("property_file", "prop")
+
+
+class _FormGroup:
+    """An argument group whose options are also fields of the web UI's form.
+
+    ``LocustArgumentParser.add_argument`` marks an option ``include_in_web_ui``; a group's
+    ``add_argument`` (plain argparse) does not, so the group keeps ``--help`` tidy and this
+    marks each option as Locust would.
+    """
+
+    def __init__(self, parser, title: str):
+        self._group = parser.add_argument_group(title)
+
+    def add_argument(self, *args, **kwargs):
+        action = self._group.add_argument(*args, **kwargs)
+        action.include_in_web_ui = True
+        return action
 
 
 def add_arguments(parser) -> None:
     """Register the options on Locust's (configargparse) parser; all are sent to workers."""
-    group = parser.add_argument_group("YCSB workload (workloads/ycsb.py)")
-    group.add_argument("--workload", choices=list("abcdef"), help="YCSB core workload a..f")
+    group = _FormGroup(parser, "YCSB workload (workloads/ycsb.py)")
+    group.add_argument("--workload", choices=[*"abcdef", "none"], default="a",
+                       help="YCSB core workload a..f, or none: only the property files")
     group.add_argument("--property-file", action="append", metavar="FILE",
                        help="YCSB property file; repeatable, later files win")
     group.add_argument("--prop", action="append", metavar="KEY=VALUE",
                        help="one property override, like ycsb -p; repeatable")
-    group.add_argument("--recordcount", type=int)
-    group.add_argument("--operationcount", type=int, help="run phase: transactions over all workers (0 = no limit)")
-    group.add_argument("--fieldcount", type=int)
-    group.add_argument("--fieldlength", type=int)
-    group.add_argument("--requestdistribution",
-                       choices=["uniform", "zipfian", "latest", "hotspot", "exponential", "sequential"])
-    group.add_argument("--readallfields", choices=["true", "false"])
-    group.add_argument("--writeallfields", choices=["true", "false"])
-    group.add_argument("--insertorder", choices=["hashed", "ordered"])
+    # Checked as property values (properties.py), not by argparse: a form field left empty
+    # then means "as the workload says" (a choice list would preselect its first entry).
+    for name, meaning in NAMED_OVERRIDES.items():
+        group.add_argument(f"--{name}", metavar="VALUE", help=f"{meaning}; default: the workload's")
     group.add_argument("--phase", choices=["load", "run"], default="run",
                        help="load: insert the records; run: the transaction mix (default)")
     group.add_argument("--hosts", default="",
@@ -50,12 +73,32 @@ def add_arguments(parser) -> None:
     group.add_argument("--embedded-rf", type=int, default=2, help="replication factor of the embedded cluster")
 
 
+def from_form(options) -> None:
+    """Options as the command line gives them, also after the web UI's form has set them.
+
+    Locust keeps a form value as text where the option's default is None: ``""`` for a
+    field left empty, ``"7"`` for a seed, ``"x,y"`` for a repeatable option.
+    """
+    for name in REPEATABLE:
+        value = getattr(options, name)
+        if isinstance(value, str):
+            setattr(options, name, [item.strip() for item in value.split(",") if item.strip()])
+    for name in NAMED_OVERRIDES:
+        if getattr(options, name) == "":
+            setattr(options, name, None)
+    if isinstance(options.seed, str):
+        try:
+            options.seed = int(options.seed) if options.seed.strip() else None
+        except ValueError:
+            raise PropertyError(f"--seed: expected an integer, got {options.seed!r}") from None
+
+
 def property_files(options) -> list[Path]:
-    files = [WORKLOADS_DIR / f"workload{options.workload}"] if options.workload else []
+    files = [] if options.workload == "none" else [WORKLOADS_DIR / f"workload{options.workload}"]
     files += [Path(name) for name in options.property_file or []]
     if not files:
         # YCSB's bare defaults mean 2^31 records: never what a load test wants.
-        raise PropertyError("workload: give --workload a..f or --property-file FILE")
+        raise PropertyError("workload: --workload none needs --property-file FILE")
     return files
 
 
@@ -89,12 +132,13 @@ def parse_hosts(text: str) -> list[tuple[str, int]]:
 
 
 def workload_label(options) -> str:
-    if options.workload:
+    if options.workload != "none":
         return options.workload
     return Path(options.property_file[-1]).name
 
 
-def results_dir(options) -> Path:
-    if options.results_dir:
-        return Path(options.results_dir)
-    return Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-ycsb-{workload_label(options)}"
+def results_dir(options, test: int = 1) -> Path:
+    """The folder of a process's ``test``-th test (the web UI can run several): ``-<test>`` after the first."""
+    base = Path(options.results_dir) if options.results_dir else (
+        Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-ycsb-{workload_label(options)}")
+    return base if test == 1 else base.with_name(f"{base.name}-{test}")

@@ -1,17 +1,20 @@
 """YCSB core workloads as a Locust test against our cluster (or any Aerospike cluster).
 
+    locust -f workloads/ycsb.py          # web UI on :8089, workload A on an embedded cluster
     locust -f workloads/ycsb.py --headless -u 16 -t 30s --workload a --csv results/a/locust --results-dir results/a
 
-Without ``--hosts`` an embedded ``LocalCluster`` is started when the test starts (in the
-master, or in the only process of a local run) and stopped when Locust quits; its run phase
-first loads the records, since a fresh cluster is empty. See workloads/README.md.
+Without ``--hosts`` each test (each start from the web UI) gets a fresh embedded
+``LocalCluster``, started when the test starts (in the master, or in the only process of a
+local run) and stopped when it ends; its run phase first loads the records, since a fresh
+cluster is empty. See workloads/README.md.
 
-Roles. The *owner* (master, or the local process) holds the results folder and the embedded
-cluster. Every process that runs users (each worker, or the local process) drives its share
-of the workload: worker ``i`` of ``n`` inserts its own slice of the key space and runs
-``operationcount / n`` transactions (``CoreWorkload`` explains the partitioning), sends its
-per-second histogram snapshots to the owner (``MergedResults``), and says when its share is
-done; the owner stops the test once every worker is done.
+Roles. The *owner* (master, or the local process) holds each test's results folder and
+embedded cluster. Every process that runs users (each worker, or the local process) drives
+its share of the workload: worker ``i`` of ``n`` inserts its own slice of the key space and
+runs ``operationcount / n`` transactions (``CoreWorkload`` explains the partitioning), sends
+its per-second histogram snapshots to the owner (``MergedResults``), says when its share is
+done, and when it has stopped; the owner stops the test once every worker is done, and ends
+it (results written, cluster stopped) once every worker has stopped.
 """
 
 import dataclasses
@@ -24,7 +27,7 @@ import gevent
 from gevent.pool import Pool
 from locust import User, constant, events, stats, task
 from locust.exception import StopUser
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from cluster.client import Client
 from cluster.deploy.local_cluster import LocalCluster
@@ -37,7 +40,7 @@ from workloads.properties import PropertyError
 
 log = logging.getLogger("ycsb")
 
-SNAPSHOT_MESSAGE, DONE_MESSAGE = "ycsb-snapshot", "ycsb-done"
+SNAPSHOT_MESSAGE, DONE_MESSAGE, STOPPED_MESSAGE = "ycsb-snapshot", "ycsb-done", "ycsb-stopped"
 PRELOAD_CONCURRENCY = 16
 DEFAULT_TIMEOUT_MS = 1000  # our client's total_timeout; YCSB's as.timeout (10 s) would hide failovers
 
@@ -64,49 +67,60 @@ def _give_up(environment, message: str) -> None:
 
 
 class Owner:
-    """The results folder and the embedded cluster of this Locust run."""
+    """The results folder and the embedded cluster of the current test of this Locust run.
+
+    A test ends (results written, cluster stopped) once it has stopped here *and* every
+    driver has reported its last snapshot, in either order: when Locust quits, a master
+    stops before its workers; when the web UI stops a test, after them.
+    """
 
     def __init__(self) -> None:
         self.results: MergedResults | None = None
         self.cluster: LocalCluster | None = None
         self._flusher: gevent.Greenlet | None = None
-        self._workers_done = 0
+        self._ending: gevent.Greenlet | None = None
+        self._tests = 0
+        self._drivers = self._workers_done = self._drivers_stopped = 0
+        self._stopped = False
         self._locust_csv = False
 
     def register(self, environment) -> None:
         environment.runner.register_message(SNAPSHOT_MESSAGE, self._on_snapshot)
         environment.runner.register_message(DONE_MESSAGE, self._on_done)
+        environment.runner.register_message(STOPPED_MESSAGE, self._on_driver_stopped)
 
     def start(self, environment) -> None:
+        self._end_now()  # a test whose drivers never all reported (one failed, or died)
         opts, runner = environment.parsed_options, environment.runner
+        locust_options.from_form(opts)
         props = locust_options.properties(opts)
+        self._tests += 1
         self._locust_csv = bool(opts.csv_prefix)
-        if self.results is None:
-            results_dir = locust_options.results_dir(opts)
-            if not opts.hosts:
-                self._start_cluster(opts, props)
-            self.results = MergedResults(results_dir)
-            self._flusher = gevent.spawn(self._flush_every_second)
-            log.info("results in %s", results_dir)
         # Sent to the workers with their spawn message (Locust forwards custom options).
         opts.ycsb_workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
         opts.ycsb_users = runner.target_user_count
-        self._workers_done = 0
+        self._drivers, self._workers_done, self._drivers_stopped = opts.ycsb_workers, 0, 0
+        self._stopped = False
+        opts.ycsb_hosts = opts.hosts or self._start_cluster(opts, props)
+        self.results = MergedResults(locust_options.results_dir(opts, self._tests))
+        self._flusher = gevent.spawn(self._flush_every_second)
         self._write_run_file(opts, props)
+        log.info("test %d: results in %s", self._tests, self.results.results_dir)
 
-    def _start_cluster(self, opts, props) -> None:
+    def _start_cluster(self, opts, props) -> str:
         started = time.monotonic()
         self.cluster = LocalCluster(nodes=opts.embedded_nodes, rf=opts.embedded_rf)
-        self.cluster.start()  # held before starting, so that finish() stops a half-started cluster
-        opts.hosts = ",".join(f"{host}:{port}" for host, port in self.cluster.seeds())
+        self.cluster.start()  # held before starting, so that ending the test stops a half-started cluster
+        hosts = ",".join(f"{host}:{port}" for host, port in self.cluster.seeds())
         log.info("embedded cluster of %d node(s) at %s in %.1f s",
-                 opts.embedded_nodes, opts.hosts, time.monotonic() - started)
+                 opts.embedded_nodes, hosts, time.monotonic() - started)
         if opts.phase == "run":
             _preload(opts, props, self.cluster.seeds())
+        return hosts
 
     def _write_run_file(self, opts, props) -> None:
         run = {
-            "workload": locust_options.workload_label(opts), "phase": opts.phase, "hosts": opts.hosts,
+            "workload": locust_options.workload_label(opts), "phase": opts.phase, "hosts": opts.ycsb_hosts,
             "embedded": None if self.cluster is None else {"nodes": opts.embedded_nodes, "rf": opts.embedded_rf},
             "workers": opts.ycsb_workers, "users": opts.ycsb_users, "target_rate": opts.target_rate,
             "seed": opts.seed, "locust_csv_prefix": opts.csv_prefix,
@@ -115,30 +129,56 @@ class Owner:
         (self.results.results_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
 
     def _on_snapshot(self, environment, msg) -> None:
-        self.results.add(msg.data["second"], msg.data["ops"])
+        if self.results is not None:  # else a straggler of a test that has ended
+            self.results.add(msg.data["second"], msg.data["ops"])
 
     def _on_done(self, environment, msg) -> None:
         self._workers_done += 1
-        if self._workers_done == environment.parsed_options.ycsb_workers:
+        if self._workers_done == self._drivers:
             log.info("every worker finished its share of the workload")
             gevent.spawn(_stop_or_quit, environment)
+
+    def _on_driver_stopped(self, environment, msg) -> None:
+        self._drivers_stopped += 1
+        self._end_if_over()
+
+    def test_stopped(self) -> None:
+        self._stopped = True
+        self._end_if_over()
+
+    def _end_if_over(self) -> None:
+        if self._stopped and self._drivers_stopped >= self._drivers:
+            # Not in this greenlet: it may be the master's message loop or the web UI's /stop.
+            self._ending = gevent.spawn(self._end_test)
+
+    def _end_test(self) -> None:
+        results, cluster, flusher = self.results, self.cluster, self._flusher
+        self.results = self.cluster = self._flusher = None  # taken before yielding: ends once
+        if flusher is not None:
+            flusher.kill()
+        if results is not None:
+            results.finish()
+            log.info("results written to %s", results.results_dir)
+        if cluster is not None:
+            cluster.stop()
+
+    def _end_now(self) -> None:
+        """End the current test here, or wait for the greenlet already ending it."""
+        self._end_test()
+        if self._ending is not None:
+            self._ending.join()
 
     def _flush_every_second(self) -> None:
         while True:
             gevent.sleep(1.0)
             self.results.flush(time.time())
 
-    def finish(self) -> None:
+    def quit(self) -> None:
         if self._locust_csv:
             # Locust rewrites its --csv files once a second and not at exit, so the last
             # second (often all of a short run) would be missing: let it write once more.
             gevent.sleep(stats.CSV_STATS_INTERVAL_SEC + 0.2)
-        if self._flusher is not None:
-            self._flusher.kill()
-        if self.results is not None:
-            self.results.finish()
-        if self.cluster is not None:
-            self.cluster.stop()
+        self._end_now()
 
 
 def _preload(opts, props, seeds) -> None:
@@ -182,7 +222,7 @@ class Driver:
         # Run phase: this worker's share of operationcount (0 = until the run time ends).
         share = len(load_slice(0, props.operationcount, worker, workers))
         self.remaining = share if opts.phase == "run" and props.operationcount else None
-        self.client, self.db = _client(opts, locust_options.parse_hosts(opts.hosts), max(opts.ycsb_users or 0, 1), props)
+        self.client, self.db = _client(opts, locust_options.parse_hosts(opts.ycsb_hosts), max(opts.ycsb_users or 0, 1), props)
         self.target = f"{opts.namespace}.{opts.set_name or props.table}"
         self.events = environment.events
         self.measurements = Measurements(listeners=[self._fire_request])
@@ -236,14 +276,14 @@ class Driver:
         if snapshot:
             self.runner.send_message(SNAPSHOT_MESSAGE, {"second": second, "ops": snapshot})
 
-    def stop(self) -> None:
-        """After the users stopped: the last partial second, then let go of the cluster."""
-        if self.db is None:
-            return
-        self._sender.kill()
-        self._send_snapshot(next_second(time.time()))
-        self.client.close()
-        self.db = None
+    def stop(self, runner) -> None:
+        """After the users stopped: the last partial second, let go of the cluster, tell the owner."""
+        if self.db is not None:
+            self._sender.kill()
+            self._send_snapshot(next_second(time.time()))
+            self.client.close()
+            self.db = None
+        runner.send_message(STOPPED_MESSAGE)
 
 
 owner, driver = Owner(), Driver()
@@ -272,6 +312,9 @@ def _on_test_start(environment, **_kwargs) -> None:
     runner = environment.runner
     try:
         if not isinstance(runner, WorkerRunner):
+            # Starting and loading a cluster takes seconds. Show the test as spawning: the web
+            # UI polls only while a test spawns or runs, and would take it for not started.
+            runner.update_state(STATE_SPAWNING)
             owner.start(environment)
         if not isinstance(runner, MasterRunner):
             driver.start(environment)
@@ -281,13 +324,16 @@ def _on_test_start(environment, **_kwargs) -> None:
 
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kwargs) -> None:
-    if not isinstance(environment.runner, MasterRunner):
-        driver.stop()
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        driver.stop(runner)
+    if not isinstance(runner, WorkerRunner):
+        owner.test_stopped()
 
 
 @events.quit.add_listener
 def _on_quit(**_kwargs) -> None:
-    owner.finish()
+    owner.quit()
 
 
 class YcsbUser(User):
