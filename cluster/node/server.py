@@ -225,6 +225,11 @@ class Node:
             "cluster_integrity": self.cluster_key != 0,
             "heartbeat_received_foreign": self.membership.heartbeat.received,
             "fabric_msgs_received": self.membership.fabric.received,
+            # node links: closed = dropped by us because the peer went silent or departed
+            "heartbeat_connections_opened": self.membership.heartbeat.connections_opened,
+            "heartbeat_connections_closed": self.membership.heartbeat.connections_closed,
+            "fabric_connections_opened": self.membership.fabric.connections_opened,
+            "fabric_connections_closed": self.membership.fabric.connections_closed,
             "uptime": int(time.monotonic() - self.started),
             "client_connections": self.client_connections,
             "migrate_allowed": self.data.plane.migrations.allowed,
