@@ -1,6 +1,6 @@
 """Sending AS_MSG commands: framing, the retry loop, multi-message replies, reply decoding.
 
-Retry rules (spec §6): result codes 9, 11, 18 and client-side socket/routing failures
+Retry rules (as the official clients'): result codes 9, 11, 18 and client-side socket/routing failures
 are retried while `max_retries` and `total_timeout` allow. Reads move to the next
 replica column on each retry when the policy replica is "sequence"; writes always go
 to the master.

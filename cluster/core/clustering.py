@@ -3,7 +3,7 @@
 Every node is an acceptor; the principal (highest id of the succession list) proposes
 membership changes, and so does the highest orphan of a group of orphans that forms a new
 cluster. Decisions are taken only at quantum boundaries so that correlated faults are
-handled together (spec §2.2). Inputs: ``tick(now_ms)``, ``step(msg, now_ms)`` for the
+handled together (Aerospike's clustering.c quantum intervals). Inputs: ``tick(now_ms)``, ``step(msg, now_ms)`` for the
 clustering messages, ``on_heartbeat_event(event, now_ms)``. Outputs: fabric messages and
 the events ``ClusterChanged`` (new register applied by all members) and ``Orphaned``.
 

@@ -1,7 +1,7 @@
 """Fabric messages of the data plane: replica writes, migration, proxying.
 
 They share the membership codec (messages.py). Message codes 40-59; names follow the
-real server's operations (spec §6.4, §7.2, §7.4, §7.5), but a migration carries records in
+real server's operations (migrate, replica write, duplicate resolution, proxy), but a migration carries records in
 batches (`MigrateRecords`) rather than one INSERT per record: in Python the per-message
 cost would otherwise dominate the migration rate.
 """

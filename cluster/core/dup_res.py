@@ -1,4 +1,4 @@
-"""Duplicate resolution (spec §7.4), sans I/O: before a write, fetch the record's other copies.
+"""Duplicate resolution (after Aerospike's transaction/duplicate_resolve.c), sans I/O: before a write, fetch the record's other copies.
 
 While a partition's duplicates (a healed split, a restarted node) are not merged in yet,
 its working master asks each duplicate holder for its copy of the record (`DupRequest`,

@@ -1,4 +1,4 @@
-"""Partition migration (rebalance) between nodes: the protocol of spec §6.4, sans I/O.
+"""Partition migration (rebalance) between nodes: the protocol of Aerospike's fabric/migrate.c, sans I/O.
 
 An *emigration* sends one partition of one namespace to one node:
 

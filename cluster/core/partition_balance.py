@@ -1,6 +1,6 @@
 """Partition assignment: which nodes hold each of the 4096 partitions, in which order.
 
-The node sequence of a partition (spec §4.1, Aerospike's "Smart Partitions" permutation):
+The node sequence of a partition (Aerospike's "Smart Partitions" permutation, fabric/partition_balance.c):
 
 1. ``hp = fnv1a64(pid as 4 bytes little-endian)``.
 2. For the node at index ``n`` of the succession list (sorted descending):
@@ -14,7 +14,7 @@ up to ``MAX_CLUSTER_SIZE`` = 256 nodes and therefore clear 8 bits, everywhere an
 cluster must never mix widths). The width only matters when two nodes' hashes agree in all
 bits above it, so for clusters of ≤ 8 nodes the sequences equal CE's except with
 probability about 2⁻⁵⁶ per node pair and partition; the unit tests compare against a
-3-bit reimplementation on fixed node lists, including the spec's worked example.
+3-bit reimplementation on fixed node lists, including a worked example computed by hand.
 
 A node's sort key depends only on its own id and the pid, so removing a node keeps the
 relative order of the others: its partitions pass to the next node in each sequence, which

@@ -1,4 +1,4 @@
-"""A partition version: what one node's copy of one partition is (spec §3.1, AP mode).
+"""A partition version: what one node's copy of one partition is (AP mode; as_partition_version in Aerospike's fabric/partition.h).
 
 Packed into 64 bits as Aerospike does, so it travels in the exchange as a plain integer:
 

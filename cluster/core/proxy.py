@@ -1,4 +1,4 @@
-"""Proxying (spec §7.5), sans I/O: a client request forwarded to the node that serves it.
+"""Proxying (after Aerospike's transaction/proxy.c), sans I/O: a client request forwarded to the node that serves it.
 
 The proxying node sends the client's AS_MSG in a `ProxyRequest` carrying the hop count and
 the time the client has left; the receiving node executes it against that deadline (its

@@ -4,7 +4,7 @@ An image is everything a node needs to hold a copy of a record: its metadata and
 opaque payload, or a durable tombstone (a delete that must win over stale copies elsewhere,
 so that what was deleted stays deleted when copies merge).
 
-Conflict resolution (spec §8.1) decides whether an incoming copy replaces the local one:
+Conflict resolution (Aerospike's as_record_resolve_conflict) decides whether an incoming copy replaces the local one:
 
 * ``generation`` (the namespace default): higher generation wins, compared as plain
   integers on purpose (after a split the side with more history wins); tie → later LUT;

@@ -2,7 +2,7 @@
 
 After applying a client write the master sends the whole record image (or its tombstone)
 to every other node of the partition's replica list, immigrating replicas included, and
-answers the client once all of them acked (spec §7.2): `Replicated(tid, OK)` in the
+answers the client once all of them acked (as Aerospike's transaction/write.c and repl_write.c): `Replicated(tid, OK)` in the
 outbox. Unacked replica writes are resent after `transaction-retry-ms` (service config,
 1002 ms, read live; doubling), each time to the *current* replica list, so a write that
 straddles a rebalance reaches the new replicas. A replica that is no longer one answers

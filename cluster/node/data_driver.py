@@ -6,9 +6,9 @@ awaitables for the transaction layer (all deadlines in `monotonic_ms`):
 
 * `start_replication(ns, image)` / `wait_replicated(fut, deadline_ms)`: ship the image the
   write stored to the partition's replicas and wait until all acked (OK), a replica failed
-  (its result code) or the deadline passed (TIMEOUT, the master's copy staying: spec §7.3);
-* `resolve_duplicates(ns, digest, nodes, deadline_ms)`: core/dup_res.py (spec §7.4);
-* `proxy(node, body, hops, deadline_ms)`: core/proxy.py (spec §7.5); requests proxied to
+  (its result code) or the deadline passed (TIMEOUT, the master's copy staying, as on the real server);
+* `resolve_duplicates(ns, digest, nodes, deadline_ms)`: core/dup_res.py;
+* `proxy(node, body, hops, deadline_ms)`: core/proxy.py; requests proxied to
   this node are executed by `handle_proxied(body, hops, deadline_ms)` against the
   deadline they carry.
 """

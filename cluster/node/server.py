@@ -96,7 +96,7 @@ class Node:
         log.warning("orphaned: no longer a member of a cluster")
 
     def on_exchange_complete(self, event: ExchangeComplete) -> None:
-        """Every member computes the same balance from the same exchanged data (spec §3.2 step 5)."""
+        """Every member computes the same balance from the same exchanged data, as after Aerospike's exchange."""
         self.data.plane.on_exchange_complete(event, monotonic_ms())
         for name, (tx, rx, signals) in ((n, self.data.plane.remaining(n)) for n in self.namespaces):
             log.info("{ns:%s} rebalanced: expected-migrations (%d,%d,%d)", name, tx, rx, signals)

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 ADMIN_HEADER_SIZE = 16
 # Security is off: answer any admin (login) request with SECURITY_NOT_ENABLED so clients
-# configured with a user still connect (spec §7.3).
+# configured with a user still connect.
 ADMIN_REPLY = proto.frame(proto.TYPE_ADMIN, bytes((0, ResultCode.SECURITY_NOT_ENABLED)) + bytes(14))
 HIGH_WATER = 1 << 20  # unprocessed request bytes at which reading pauses behind a busy reply ...
 LOW_WATER = HIGH_WATER // 4  # ... and below which it resumes

@@ -3,9 +3,9 @@
 Each entry point takes a parsed AS_MSG and returns reply AS_MSG bytes, an iterator of reply
 chunks (a scan streams instead of being built in memory), or a coroutine that produces the
 reply bytes (a write waiting for its replicas, a request proxied to another node).
-Result codes and flag semantics follow spec/aerospike-wire-protocol.md §3 and §5.
+Result codes and flag semantics are Aerospike's (as/include/base/proto.h in its public source).
 
-In a cluster every single-record request is first routed (spec §7.1): before the first
+In a cluster every single-record request is first routed (as Aerospike's as_tsvc_process_transaction does): before the first
 rebalance → PARTITION_UNAVAILABLE (11); a partition this node does not serve → proxied to
 its working master, carrying the client's deadline; otherwise executed here, and a
 successful write is answered OK only once every replica has it (TIMEOUT (9) at the
@@ -129,7 +129,7 @@ class Transactions:
         return monotonic_ms() + (transaction_ttl or self.max_ms)
 
     def single(self, msg: Message, body: bytes, hops: int, deadline: int, transaction_ttl: int = 0) -> Reply:
-        """Route one record request: execute here, proxy it, or refuse it (spec §7.1)."""
+        """Route one record request: execute here, proxy it, or refuse it."""
         ns = self._namespace(msg.fields)
         digest = _digest(msg.fields)
         write, pid = bool(msg.info2 & Info2.WRITE), partition_id(digest)
@@ -156,7 +156,7 @@ class Transactions:
 
     async def _write_after_dup_res(self, ns: Namespace, msg: Message, digest: bytes, duplicates: tuple[int, ...],
                                    deadline: int, transaction_ttl: int) -> bytes:
-        """A write on a partition still merging duplicates first takes their best copy (spec §7.4)."""
+        """A write on a partition still merging duplicates first takes their best copy (core/dup_res.py)."""
         if not await self.cluster.resolve_duplicates(ns.name, digest, duplicates, deadline):
             ns.counters["client_write_timeout"] += 1
             return wm.encode_header_only(ResultCode.TIMEOUT, transaction_ttl=transaction_ttl)

@@ -1,4 +1,4 @@
-"""Named scenarios from the spec's timeline (§2.5), with hand-written fault schedules."""
+"""Named scenarios from the arrival/departure/split-brain timeline of Aerospike's clustering, with hand-written fault schedules."""
 
 from cluster.core.node_id import format_node_id
 from cluster.sim.faults import Fault, Schedule

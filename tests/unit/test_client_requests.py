@@ -22,7 +22,7 @@ from cluster.wire.message import FieldType, Info1, Info3, Message, OpType
 from cluster.wire.result_codes import AerospikeError
 from tests.unit.client_fakes import FakeNode
 
-PUT_CAPTURED = bytes.fromhex(  # spec §3.4: put(("test","demo",1), {"a": 7, "s": "hi"})
+PUT_CAPTURED = bytes.fromhex(  # captured from the official client 19.3: put(("test","demo",1), {"a": 7, "s": "hi"})
     "02030000000000 5d"
     "16 00 01 00 00 00" "00000000 00000000 000003e8" "0003 0002"
     "00000005 00 74657374"

@@ -1,4 +1,4 @@
-"""partition_balance against an independent, deliberately plain reimplementation of spec §4.1."""
+"""partition_balance against an independent, deliberately plain reimplementation of Aerospike's node-sequence permutation (partition_balance.c)."""
 
 import base64
 import struct

@@ -1,4 +1,4 @@
-"""Partition rebalance plans (spec §4.4, §6.3) for fixed scenarios, and cross-node consistency."""
+"""Partition rebalance plans (Aerospike's balance_namespace_ap and queue_namespace_migrations) for fixed scenarios, and cross-node consistency."""
 
 import random
 

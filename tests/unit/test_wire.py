@@ -1,4 +1,4 @@
-"""The wire codec on its own: framing rules, round trips, digests against the spec's vectors."""
+"""The wire codec on its own: framing rules, round trips, digests against vectors computed by the official client."""
 
 import struct
 
@@ -12,7 +12,7 @@ from cluster.wire.batch import REPEAT, encode_read_rows, parse_rows
 from cluster.wire.digest import compute_digest, partition_id
 from cluster.wire.result_codes import AerospikeError
 
-# (set, key, digest hex, pid) from spec/aerospike-wire-protocol.md §4 and internals §5.
+# (set, key, digest hex, pid) as the official client's calc_digest computes them.
 DIGEST_VECTORS = [
     ("demo", 1, "b7f4b83889e2da67de683e1df6919a1eacc446c8", 1207),
     ("demo", -5, "0ee7f6935bf149a69f3bafad97ed118bdaefdf21", 1806),
