@@ -59,7 +59,7 @@ class ClusteringConfig:
 
 @dataclass(frozen=True)
 class Timing:
-    """Spec §2.2, from the current heartbeat settings (they can change at run time)."""
+    """Aerospike's quantum timings, from the current heartbeat settings (they can change at run time)."""
 
     quantum: int
     proposal_timeout: int
