@@ -55,6 +55,15 @@ class LocalCluster:
         self.specs = [NodeSpec(f"n{i + 1}", self.base_port + PORT_STRIDE * i, i % racks) for i in range(nodes)]
         self.seed_ports = [spec.port + 2 for spec in self.specs]
         self.nodes: dict[str, LocalNode] = {}
+        self._faults = None
+
+    @property
+    def faults(self):
+        """This cluster's fault API (cluster.deploy.faults.Faults), made on first use."""
+        if self._faults is None:
+            from cluster.deploy.faults import Faults
+            self._faults = Faults(self)
+        return self._faults
 
     # -- node construction ------------------------------------------------------------
 
