@@ -5,8 +5,10 @@ file of ``--workload`` (default ``a``), each ``--property-file`` in order, each 
 key=value``, then the named overrides (``--recordcount`` …). ``-P`` is Locust's web port,
 hence ``--property-file``.
 
-Every option is also a field of the web UI's form (Locust's "Custom parameters"), which
-sets it as text; ``from_form`` turns those back into what the command line gives.
+Every option is also a field of the web UI's form (Locust's "Custom parameters"). Where an
+option's default is None, Locust keeps the form's text as it is (``""`` for a field left
+empty), so those options are read through the functions here, never changed in place: a
+value of another type would change how Locust converts the next form.
 """
 
 import time
@@ -25,7 +27,6 @@ NAMED_OVERRIDES = {
     "writeallfields": "true or false",
     "insertorder": "hashed or ordered",
 }  # the properties with an option of their own
-REPEATABLE = ("property_file", "prop")
 
 
 class _FormGroup:
@@ -73,29 +74,25 @@ def add_arguments(parser) -> None:
     group.add_argument("--embedded-rf", type=int, default=2, help="replication factor of the embedded cluster")
 
 
-def from_form(options) -> None:
-    """Options as the command line gives them, also after the web UI's form has set them.
+def _items(value) -> list[str]:
+    """A repeatable option: a list from the command line, ``"x,y"`` (or ``""``) from the form."""
+    if isinstance(value, str):
+        value = value.split(",")
+    return [item.strip() for item in value or [] if item.strip()]
 
-    Locust keeps a form value as text where the option's default is None: ``""`` for a
-    field left empty, ``"7"`` for a seed, ``"x,y"`` for a repeatable option.
-    """
-    for name in REPEATABLE:
-        value = getattr(options, name)
-        if isinstance(value, str):
-            setattr(options, name, [item.strip() for item in value.split(",") if item.strip()])
-    for name in NAMED_OVERRIDES:
-        if getattr(options, name) == "":
-            setattr(options, name, None)
-    if isinstance(options.seed, str):
-        try:
-            options.seed = int(options.seed) if options.seed.strip() else None
-        except ValueError:
-            raise PropertyError(f"--seed: expected an integer, got {options.seed!r}") from None
+
+def seed(options) -> int | None:
+    if options.seed in (None, ""):
+        return None
+    try:
+        return int(options.seed)
+    except ValueError:
+        raise PropertyError(f"--seed: expected an integer, got {options.seed!r}") from None
 
 
 def property_files(options) -> list[Path]:
     files = [] if options.workload == "none" else [WORKLOADS_DIR / f"workload{options.workload}"]
-    files += [Path(name) for name in options.property_file or []]
+    files += [Path(name) for name in _items(options.property_file)]
     if not files:
         # YCSB's bare defaults mean 2^31 records: never what a load test wants.
         raise PropertyError("workload: --workload none needs --property-file FILE")
@@ -104,14 +101,14 @@ def property_files(options) -> list[Path]:
 
 def overrides(options) -> dict[str, str]:
     result = {}
-    for item in options.prop or []:
+    for item in _items(options.prop):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise PropertyError(f"--prop: expected key=value, got {item!r}")
         result[key.strip()] = value.strip()
     for name in NAMED_OVERRIDES:
         value = getattr(options, name, None)
-        if value is not None:
+        if value not in (None, ""):
             result[name] = str(value)
     return result
 
@@ -134,7 +131,7 @@ def parse_hosts(text: str) -> list[tuple[str, int]]:
 def workload_label(options) -> str:
     if options.workload != "none":
         return options.workload
-    return Path(options.property_file[-1]).name
+    return Path(_items(options.property_file)[-1]).name
 
 
 def results_dir(options, test: int = 1) -> Path:

@@ -92,7 +92,6 @@ class Owner:
     def start(self, environment) -> None:
         self._end_now()  # a test whose drivers never all reported (one failed, or died)
         opts, runner = environment.parsed_options, environment.runner
-        locust_options.from_form(opts)
         props = locust_options.properties(opts)
         self._tests += 1
         self._locust_csv = bool(opts.csv_prefix)
@@ -123,7 +122,7 @@ class Owner:
             "workload": locust_options.workload_label(opts), "phase": opts.phase, "hosts": opts.ycsb_hosts,
             "embedded": None if self.cluster is None else {"nodes": opts.embedded_nodes, "rf": opts.embedded_rf},
             "workers": opts.ycsb_workers, "users": opts.ycsb_users, "target_rate": opts.target_rate,
-            "seed": opts.seed, "locust_csv_prefix": opts.csv_prefix,
+            "seed": locust_options.seed(opts), "locust_csv_prefix": opts.csv_prefix,
             "properties": dataclasses.asdict(props),
         }
         (self.results.results_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
@@ -184,7 +183,7 @@ class Owner:
 def _preload(opts, props, seeds) -> None:
     """Insert every record before the run phase of a fresh embedded cluster (not measured)."""
     started = time.monotonic()
-    workload = CoreWorkload(props, random.Random(opts.seed))
+    workload = CoreWorkload(props, random.Random(locust_options.seed(opts)))
     client, db = _client(opts, seeds, PRELOAD_CONCURRENCY, props)
     failed: list = []
 
@@ -216,8 +215,8 @@ class Driver:
         if not 0 <= worker < workers:
             raise RuntimeError(f"worker index {worker} outside the {workers} workers the test started with")
         self.runner = runner
-        self.workload = CoreWorkload(props, random.Random(None if opts.seed is None else opts.seed + worker),
-                                     worker, workers)
+        seed = locust_options.seed(opts)
+        self.workload = CoreWorkload(props, random.Random(None if seed is None else seed + worker), worker, workers)
         self.step = self.workload.do_insert if opts.phase == "load" else self.workload.do_transaction
         # Run phase: this worker's share of operationcount (0 = until the run time ends).
         share = len(load_slice(0, props.operationcount, worker, workers))
