@@ -47,6 +47,7 @@ class Client:
             tend_interval=config.get("tend_interval", 1000) / 1000,
             timeout=config.get("connect_timeout", 1000) / 1000,
             max_conns_per_node=config.get("max_conns_per_node", 100),
+            services_alternate=bool(config.get("use_services_alternate", False)),
         )
 
     # -- lifecycle -----------------------------------------------------------------------------

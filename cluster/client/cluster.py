@@ -31,6 +31,7 @@ MAX_FAILURES = 5
 VALIDATE = ["node", "partition-generation", "build"]
 REFRESH = ["node", "peers-generation", "partition-generation"]
 PEERS = "peers-clear-std"
+PEERS_ALT = "peers-clear-alt"  # use_services_alternate: the nodes' alternate-access addresses
 REPLICAS = ["partition-generation", "replicas"]
 
 
@@ -43,7 +44,8 @@ def _value(reply: dict[str, str], name: str) -> str:
 
 class Cluster:
     def __init__(self, seeds: list[tuple[str, int]], cluster_name: str | None = None,
-                 tend_interval: float = 1.0, timeout: float = 1.0, max_conns_per_node: int = 100):
+                 tend_interval: float = 1.0, timeout: float = 1.0, max_conns_per_node: int = 100,
+                 services_alternate: bool = False):
         if not seeds:
             raise ClientError("no seed hosts configured")
         self.seeds = [(str(h), int(p)) for h, p in seeds]
@@ -51,6 +53,7 @@ class Cluster:
         self.tend_interval = tend_interval
         self.timeout = timeout
         self.max_conns_per_node = max_conns_per_node
+        self.peers_command = PEERS_ALT if services_alternate else PEERS
         self.nodes: dict[str, Node] = {}
         self.partitions = PartitionMap()
         self.unreachable_peers: set[tuple[str, int]] = set()
@@ -212,7 +215,8 @@ class Cluster:
         while queue:
             node = queue.pop(0)
             try:
-                generation, peers = parse_peers(_value(node.tend_info([PEERS], self.timeout), PEERS))
+                command = self.peers_command
+                generation, peers = parse_peers(_value(node.tend_info([command], self.timeout), command))
             except (AerospikeError, ValueError) as exc:
                 node.failures += 1
                 log.warning("peers of %r failed: %s", node, exc)

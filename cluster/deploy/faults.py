@@ -88,7 +88,7 @@ class Faults:
     def __init__(self, cluster: LocalCluster, toxiproxy_url: str | None = None,
                  on_window: Callable[[FaultWindow], None] | None = None):
         self.cluster = cluster
-        self.toxiproxy_url = toxiproxy_url or getattr(cluster, "toxiproxy_url", None)
+        self._toxiproxy_url = toxiproxy_url
         self.on_window = on_window
         self.windows: list[FaultWindow] = []
         self._undo: dict[int, list[list]] = {}  # window id -> undo steps, in the order to run them
@@ -96,7 +96,14 @@ class Faults:
         self._lock = threading.RLock()
         self._state_path = Path(cluster.run_dir) / STATE_FILE
         self._watch: _StopWritesWatch | None = None
+        self.toxic_prefix = TOXIC_PREFIX
+        self._links_backend = None
         self._load_state()
+
+    @property
+    def toxiproxy_url(self) -> str | None:
+        """The Toxiproxy API the network faults go to: the one given, else the cluster's."""
+        return self._toxiproxy_url or self.cluster.toxiproxy_url
 
     # -- windows -------------------------------------------------------------------------------
 
@@ -349,6 +356,8 @@ class Faults:
                     self._close(window)
                 except RuntimeError as exc:
                     errors.append(str(exc))
+            if self.cluster.links == "proxied" and self.cluster.proxy_ports:
+                self._links.sweep()  # ours left behind by a process that lost its state
             if errors:
                 raise RuntimeError("; ".join(errors))
             return healed
@@ -459,8 +468,10 @@ class Faults:
 
     @property
     def _links(self):
-        from cluster.deploy.links import links_for
-        return links_for(self)
+        if self._links_backend is None:
+            from cluster.deploy.links import links_for
+            self._links_backend = links_for(self)
+        return self._links_backend
 
     def _check_mode(self, mode: str) -> None:
         if mode not in MODES:

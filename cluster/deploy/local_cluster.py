@@ -6,8 +6,12 @@ node has its own directory under the run directory with its data file and log. A
 listen on 127.0.0.1, or with `address_per_node` node i on 127.0.0.(i+1), so that a firewall
 can tell the nodes' traffic apart (cluster.deploy.iptables).
 
+With `links="proxied"` every node-to-node heartbeat and fabric link, in each direction,
+and every client-to-node link goes through its own named proxy (cluster.deploy.links) on
+our `refproxy`, started with the cluster, or on the Toxiproxy at `toxiproxy_url`.
+
     with LocalCluster(nodes=3, rf=2) as cluster:
-        client = aerospike.client({"hosts": cluster.seeds()}).connect()
+        client = aerospike.client(cluster.client_config()).connect()
 """
 
 import json
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.deploy.local import LocalNode, free_port_block
+
+LINKS = ("direct", "proxied")
 
 PORT_STRIDE = 10
 STATE_FILE = "cluster.json"  # lets separate `refcluster` invocations find the nodes
@@ -39,7 +45,11 @@ def parse_info_kv(text: str) -> dict[str, str]:
 class LocalCluster:
     def __init__(self, nodes: int = 3, rf: int = 2, racks: int = 1, run_dir: str | Path | None = None,
                  settings: list[str] = (), base_port: int | None = None, detached: bool = False,
-                 address_per_node: bool = False):
+                 address_per_node: bool = False, links: str = "direct", toxiproxy_url: str | None = None):
+        if links not in LINKS:
+            raise ValueError(f"links must be one of {', '.join(LINKS)}, not {links!r}")
+        if toxiproxy_url and links != "proxied":
+            raise ValueError("toxiproxy_url is for links='proxied'")
         if not 1 <= nodes <= MAX_NODES:
             raise ValueError(f"nodes must be 1..{MAX_NODES}")
         if racks < 1:
@@ -56,6 +66,12 @@ class LocalCluster:
         self.seed_ports = [spec.port + 2 for spec in self.specs]
         self.nodes: dict[str, LocalNode] = {}
         self._faults = None
+        self.links = links
+        self.toxiproxy_url = toxiproxy_url  # the proxies' API (ours once started, unless given)
+        self.own_proxy_server = links == "proxied" and not toxiproxy_url
+        self.proxy_server = None  # our refproxy, when this process started it
+        self.proxy_server_pid: int | None = None
+        self.proxy_ports: dict[str, int] = {}  # proxy name -> its listen port on 127.0.0.1
 
     @property
     def faults(self):
@@ -82,8 +98,11 @@ class LocalCluster:
             f"network.heartbeat.mesh-seed-address-port={seeds}",
             f"namespaces.test.replication-factor={self.rf}",
             f"namespaces.test.rack-id={spec.rack}",
-            *self.settings,
         ]
+        if self.links == "proxied":
+            from cluster.deploy.links import Topology
+            settings += Topology.node_settings(self, spec)
+        settings += self.settings  # the user's overrides last
         return LocalNode(self.run_dir / spec.name, spec.port, settings, host=host, detached=self.detached,
                          pid=spec.pid)
 
@@ -91,12 +110,62 @@ class LocalCluster:
         return self.nodes[name]
 
     def seeds(self) -> list[tuple[str, int]]:
+        """Where clients reach the nodes: the client proxies when links are proxied."""
+        if self.links == "proxied":
+            from cluster.deploy.links import PROXY_HOST, client_link_name
+            return [(PROXY_HOST, self.proxy_ports[client_link_name(spec.name)]) for spec in self.specs]
+        return self.direct_seeds()
+
+    def direct_seeds(self) -> list[tuple[str, int]]:
+        """The nodes' own service endpoints (bypassing any proxy)."""
         return [(self.host(spec.port), spec.port) for spec in self.specs]
+
+    def client_config(self, seeds: int | None = None) -> dict:
+        """An official-client config for this cluster (the first `seeds` seeds, default all):
+        with proxied links it asks for the alternate (proxy) addresses of the peers."""
+        return {"hosts": self.seeds()[:seeds], "use_services_alternate": self.links == "proxied"}
+
+    # -- proxies ------------------------------------------------------------------------
+
+    def proxy_api(self):
+        from chaos.proxy.api import ToxiproxyClient
+        if not self.toxiproxy_url:
+            raise RuntimeError("no proxy server: the cluster's links are not proxied, or it is not started")
+        return ToxiproxyClient(self.toxiproxy_url)
+
+    def _start_links(self, specs: list[NodeSpec]) -> None:
+        if self.links != "proxied":
+            return
+        from chaos.proxy.process import ProxyServer
+        from cluster.deploy.links import DetachedProxyServer, Topology
+        if self.own_proxy_server and self.toxiproxy_url is None:
+            kind = DetachedProxyServer if self.detached else ProxyServer
+            self.proxy_server = kind(log_path=self.run_dir / "refproxy.log").start()
+            self.proxy_server_pid = self.proxy_server.proc.pid
+            self.toxiproxy_url = self.proxy_server.url
+        self.proxy_ports.update(Topology(self.proxy_api()).create(self, specs))
+
+    def _stop_links(self) -> None:
+        if self.links != "proxied" or not self.toxiproxy_url:
+            return
+        from cluster.deploy.links import Topology, stop_pid
+        if self.own_proxy_server:
+            if self.proxy_server is not None:
+                self.proxy_server.stop()
+            else:
+                stop_pid(self.proxy_server_pid)
+        else:  # someone else's Toxiproxy: take away only our proxies
+            try:
+                Topology(self.proxy_api()).remove(list(self.proxy_ports))
+            except OSError:
+                pass
+        self.proxy_ports = {}
 
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self, wait: float = 30.0) -> "LocalCluster":
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._start_links(self.specs)
         for spec in self.specs:
             self.nodes[spec.name] = self._node(spec).start(wait=0)
         for node in self.nodes.values():
@@ -112,6 +181,14 @@ class LocalCluster:
         spec = NodeSpec(f"n{index + 1}", self.base_port + PORT_STRIDE * index,
                         index % self.racks if rack is None else rack)
         self.specs.append(spec)
+        if self.links == "proxied":
+            from cluster.deploy.links import CHANNELS, dial_via
+            self._start_links([spec])
+            for other in self.specs[:-1]:  # the others dial the newcomer through its proxies too
+                if other.name in self.nodes and self.nodes[other.name].is_running():
+                    for channel in CHANNELS:
+                        self.nodes[other.name].info(f"set-config:context=network;{channel}.dial-via="
+                                                    f"{dial_via(self, other, channel)}")
         node = self.nodes[spec.name] = self._node(spec).start(wait)
         self.wait_converged(wait)
         self.save()
@@ -138,8 +215,11 @@ class LocalCluster:
         return node
 
     def stop(self) -> None:
+        if self._faults is not None:
+            self._faults.close()
         for node in self.nodes.values():
             node.stop(timeout=5)
+        self._stop_links()
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -208,6 +288,8 @@ class LocalCluster:
         state = {
             "rf": self.rf, "racks": self.racks, "settings": self.settings, "base_port": self.base_port,
             "address_per_node": self.address_per_node,
+            "links": self.links, "toxiproxy_url": self.toxiproxy_url, "own_proxy_server": self.own_proxy_server,
+            "proxy_server_pid": self.proxy_server_pid, "proxy_ports": self.proxy_ports,
             "seed_ports": self.seed_ports,
             "nodes": [{"name": s.name, "port": s.port, "rack": s.rack,
                        "pid": self.nodes[s.name].pid if s.name in self.nodes else None} for s in self.specs],
@@ -222,7 +304,11 @@ class LocalCluster:
         state = json.loads(path.read_text())
         cluster = cls(nodes=1, rf=state["rf"], racks=state["racks"], run_dir=run_dir,
                       settings=state["settings"], base_port=state["base_port"], detached=True,
-                      address_per_node=state.get("address_per_node", False))
+                      address_per_node=state.get("address_per_node", False), links=state.get("links", "direct"))
+        cluster.toxiproxy_url = state.get("toxiproxy_url")
+        cluster.own_proxy_server = state.get("own_proxy_server", False)
+        cluster.proxy_server_pid = state.get("proxy_server_pid")
+        cluster.proxy_ports = state.get("proxy_ports", {})
         cluster.seed_ports = state["seed_ports"]
         cluster.specs = [NodeSpec(n["name"], n["port"], n["rack"], n["pid"]) for n in state["nodes"]]
         cluster.nodes = {spec.name: cluster._node(spec) for spec in cluster.specs}

@@ -68,8 +68,10 @@ class _Inbound(asyncio.Protocol):
 
 class Channel:
     def __init__(self, name: str, address: str, port: int, on_message: Callable[[bytes], None],
-                 connect_timeout: float = 0.5):
+                 connect_timeout: float = 0.5,
+                 route: Callable[[tuple[str, int]], tuple[str, int]] | None = None):
         self.name = name
+        self.route = route  # where to dial a peer's endpoint (config dial-via); None: the endpoint itself
         self.address = address
         self.port = port
         self.on_message = on_message
@@ -124,9 +126,10 @@ class Channel:
     async def _connect(self, endpoint: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()
         local = None if self.address in _WILDCARDS else (self.address, 0)
+        target = self.route(endpoint) if self.route else endpoint
         try:
             transport, _ = await asyncio.wait_for(
-                loop.create_connection(asyncio.Protocol, *endpoint, local_addr=local), self.connect_timeout)
+                loop.create_connection(asyncio.Protocol, *target, local_addr=local), self.connect_timeout)
         except (TimeoutError, OSError):
             self.dropped += len(self._connecting.pop(endpoint, []))
             return

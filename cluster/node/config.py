@@ -95,10 +95,16 @@ NETWORK = {
         Param("address", str, "127.0.0.1"),
         Param("port", int, 3000, 1, 65535),
         Param("access-address", str, ""),
+        # what clients that ask for the alternate addresses (peers-clear-alt; the official
+        # client's use_services_alternate) are told: a NAT, a load balancer or a fault proxy
+        Param("alternate-access-address", str, ""),
+        Param("alternate-access-port", int, 0, 0, 65535),  # 0: the service port
     ],
     "fabric": [
         Param("address", str, "127.0.0.1"),
         Param("port", int, 3001, 1, 65535),
+        # Our extension (see dial_via): reach these peer endpoints through another address
+        Param("dial-via", list, [], dynamic=True),
     ],
     "heartbeat": [
         Param("mode", str, "mesh", choices=("mesh",)),
@@ -107,8 +113,25 @@ NETWORK = {
         Param("interval", int, 150, 50, 600_000, dynamic=True),
         Param("timeout", int, 10, 3, 100_000, dynamic=True),
         Param("mesh-seed-address-port", list, []),
+        Param("dial-via", list, [], dynamic=True),
     ],
 }
+
+
+def dial_via(entries: list[str], endpoint: tuple[str, int]) -> tuple[str, int]:
+    """Where to dial to reach `endpoint` over a node-to-node channel.
+
+    `network.heartbeat.dial-via` / `network.fabric.dial-via` (our extension, for a cluster
+    whose links go through fault proxies) lists `HOST:PORT>HOST:PORT` entries: a connection
+    to the first endpoint (a peer's listener, as the peer advertises it) is dialled to the
+    second instead. Peers still know each other by their own endpoints; only the TCP
+    connection goes elsewhere."""
+    for entry in entries:
+        real, sep, via = entry.partition(">")
+        if sep and real == f"{endpoint[0]}:{endpoint[1]}":
+            host, _, port = via.rpartition(":")
+            return host, int(port)
+    return endpoint
 NAMESPACE = [
     Param("replication-factor", int, 2, 1, 256),
     Param("default-ttl", int, 0, 0, 10 * 365 * 86400, dynamic=True),

@@ -21,6 +21,23 @@ FEATURES = ("batch-any;batch-index;blob-bits;cdt-list;cdt-map;cluster-stable;flo
             "pipelining;pquery;pscans;query-show;replicas;replicas-all;replicas-master;replicas-max")
 
 
+def advertised_service(std: str, cfg) -> str:
+    """What this node tells the cluster (in the exchange) clients may reach it at: its
+    service endpoint, and after a `|` its alternate one if configured (Aerospike's
+    `alternate-access-address`/`-port`, listed by peers-clear-alt and services-alternate)."""
+    svc = cfg.network["service"]
+    if not (svc["alternate-access-address"] or svc["alternate-access-port"]):
+        return std
+    host = svc["alternate-access-address"] or svc["access-address"] or svc["address"]
+    return f"{std}|{host}:{svc['alternate-access-port'] or svc['port']}"
+
+
+def split_service(advertised: str) -> tuple[str, str]:
+    """(standard, alternate) from `advertised_service`'s text; alternate = standard if none."""
+    std, _, alt = advertised.partition("|")
+    return std, alt or std
+
+
 class InfoError(Exception):
     def __init__(self, code: int, message: str):
         super().__init__(message)
@@ -55,16 +72,17 @@ class InfoHandler:
             "rebalance-generation": lambda a, k: str(node.rebalance_generation),
             "cluster-generation": lambda a, k: str(node.cluster_generation),
             "peers-generation": lambda a, k: str(node.peers_generation),
-            "peers-clear-std": lambda a, k: self._peers(),
-            "peers-clear-alt": lambda a, k: self._peers(),
+            "peers-clear-std": lambda a, k: self._peers(alt=False),
+            "peers-clear-alt": lambda a, k: self._peers(alt=True),
             "peers-tls-std": lambda a, k: f"{node.peers_generation},,[]",
             "peers-tls-alt": lambda a, k: f"{node.peers_generation},,[]",
-            "alumni-clear-std": lambda a, k: self._peers(),
+            "alumni-clear-std": lambda a, k: self._peers(alt=False),
             "service": lambda a, k: node.service_address(),
             "service-clear-std": lambda a, k: node.service_address(),
-            "service-clear-alt": lambda a, k: node.service_address(),
-            "services": lambda a, k: ";".join(p.service for p in node.peers()),
-            "services-alumni": lambda a, k: ";".join(p.service for p in node.peers()),
+            "service-clear-alt": lambda a, k: split_service(advertised_service(node.service_address(), node.cfg))[1],
+            "services": lambda a, k: ";".join(split_service(p.service)[0] for p in node.peers()),
+            "services-alternate": lambda a, k: ";".join(split_service(p.service)[1] for p in node.peers()),
+            "services-alumni": lambda a, k: ";".join(split_service(p.service)[0] for p in node.peers()),
             "replicas": self._replicas,
             "replicas-all": lambda a, k: node.partition_table.replicas_value(with_regime=False),
             "replicas-master": lambda a, k: node.partition_table.master_value(),
@@ -97,9 +115,9 @@ class InfoHandler:
         except ConfigError as exc:
             return error_value(4, str(exc))
 
-    def _peers(self) -> str:
+    def _peers(self, alt: bool) -> str:
         # Other nodes only: listing ourselves makes the official client add a duplicate node.
-        entries = ",".join(f"[{p.name},,[{p.service}]]" for p in self.node.peers())
+        entries = ",".join(f"[{p.name},,[{split_service(p.service)[alt]}]]" for p in self.node.peers())
         return f"{self.node.peers_generation},,[{entries}]"
 
     def _replicas(self, args, kv) -> str:

@@ -39,7 +39,8 @@ from cluster.core.messages import (
     encode,
 )
 from cluster.node.channel import Channel
-from cluster.node.config import NodeConfig
+from cluster.node.config import NodeConfig, dial_via
+from cluster.node.info_commands import advertised_service
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,12 @@ class MembershipDriver:
             now_ms=monotonic_ms(),
         )
         self.membership.exchange.local_racks = racks
-        self.membership.exchange.local_service = node.service_address()
-        self.heartbeat = Channel("heartbeat", hb["address"], hb["port"], self._on_frame)
-        self.fabric = Channel("fabric", fabric["address"], fabric["port"], self._on_frame)
+        self.membership.exchange.local_service = advertised_service(node.service_address(), cfg)
+        # dial-via is read at every dial, so set-config can change it
+        self.heartbeat = Channel("heartbeat", hb["address"], hb["port"], self._on_frame,
+                                 route=lambda endpoint: dial_via(hb["dial-via"], endpoint))
+        self.fabric = Channel("fabric", fabric["address"], fabric["port"], self._on_frame,
+                              route=lambda endpoint: dial_via(fabric["dial-via"], endpoint))
         # fabric messages that are not membership's (replication, migration) go here
         self.on_other_message: Callable[[object], None] | None = None
         self.malformed = 0
