@@ -20,7 +20,8 @@ from .keys import Key
 from .policies import BATCH, READ, SCAN, WRITE, Policy, resolve
 from .scan import Scan
 
-_CONFIG_KEYS = {"hosts", "cluster_name", "policies", "tend_interval", "connect_timeout", "max_conns_per_node"}
+_CONFIG_KEYS = {"hosts", "cluster_name", "policies", "tend_interval", "connect_timeout", "max_conns_per_node",
+                "use_services_alternate"}
 
 _EXISTS_BITS = {  # policy exists -> (info2, info3)
     "ignore": (0, 0),

@@ -128,6 +128,8 @@ class Faults:
                 self._run_undo(step)
             except Exception as exc:  # keep undoing the rest; report at the end
                 errors.append(f"{step}: {exc}")
+        if window.kind == "stop_writes" and self._watch is not None:
+            self._watch.wait(window.targets, False)  # the report has when each node left
         window.end = time.time()
         self._undo.pop(window.id, None)
         self._save_state()
@@ -383,6 +385,7 @@ class Faults:
             window = self._open("stop_writes", names, undo, namespace=namespace)
             for name in names:
                 _set_config(self.cluster.nodes[name], f"namespace;id={namespace}", {"stop-writes-used-pct": "0"})
+            self._watch.wait(names, True)  # returns once every node is in stop-writes (or 10 s)
             return window
 
     def clear_stop_writes(self) -> None:
@@ -399,6 +402,8 @@ class Faults:
         if self._watch is None or self._watch.namespace != namespace:
             if self._watch:
                 self._watch.stop()
+            self._watch = _StopWritesWatch(self.cluster, namespace)
+        elif self._watch._stop.is_set():  # stopped by restore(): watch again
             self._watch = _StopWritesWatch(self.cluster, namespace)
         return self._watch
 
@@ -547,18 +552,33 @@ class _StopWritesWatch:
             with self._lock:
                 names = list(self.nodes)
             for name in names:
-                node = self.cluster.nodes.get(name)
-                try:
-                    now_in = parse_info_kv(node.info(f"namespace/{self.namespace}")).get("stop_writes") == "true"
-                except (OSError, AttributeError):
-                    continue
-                with self._lock:
-                    was = self._state.get(name, False)
-                    if now_in and not was:
-                        self.spans.setdefault(name, []).append([time.time(), None])
-                    elif was and not now_in:
-                        self.spans[name][-1][1] = time.time()
-                    self._state[name] = now_in
+                self.poll(name)
+
+    def wait(self, names: Iterable[str], in_stop_writes: bool, timeout: float = 10.0) -> bool:
+        """Poll `names` until all are (or are no longer) in stop-writes; False at the timeout."""
+        deadline = time.monotonic() + timeout
+        pending = set(names)
+        while pending and time.monotonic() < deadline:
+            pending = {n for n in pending if self.poll(n) is not in_stop_writes}
+            if pending:
+                time.sleep(0.02)
+        return not pending
+
+    def poll(self, name: str) -> bool | None:
+        """Ask one node and record a transition; its state, or None if it did not answer."""
+        node = self.cluster.nodes.get(name)
+        try:
+            now_in = parse_info_kv(node.info(f"namespace/{self.namespace}")).get("stop_writes") == "true"
+        except (OSError, AttributeError):
+            return None
+        with self._lock:
+            was = self._state.get(name, False)
+            if now_in and not was:
+                self.spans.setdefault(name, []).append([time.time(), None])
+            elif was and not now_in:
+                self.spans[name][-1][1] = time.time()
+            self._state[name] = now_in
+        return now_in
 
     def report(self) -> dict[str, list[tuple[float, float | None]]]:
         with self._lock:
