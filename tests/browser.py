@@ -180,15 +180,24 @@ class Page:
         return value
 
     def _center(self, element_js: str) -> tuple[float, float]:
-        box = self.evaluate(f"""(() => {{
+        """The element's middle once it stays put over two frames (not mid-animation)."""
+        box = self.evaluate(f"""(async () => {{
             const element = {element_js};
             if (!element) return null;
-            element.scrollIntoView({{block: "center"}});
-            const r = element.getBoundingClientRect();
-            return [r.x + r.width / 2, r.y + r.height / 2];
+            const frame = () => new Promise(resolve => requestAnimationFrame(resolve));
+            let before = null;
+            for (let i = 0; i < 100; i++) {{
+                element.scrollIntoView({{block: "center"}});
+                const r = element.getBoundingClientRect();
+                const now = [r.x + r.width / 2, r.y + r.height / 2];
+                if (before && now[0] === before[0] && now[1] === before[1]) return now;
+                before = now;
+                await frame(); await frame();
+            }}
+            return "moving";
         }})()""")
-        if box is None:
-            raise BrowserError(f"no element {element_js}")
+        if box is None or box == "moving":
+            raise BrowserError(f"no element to click, or it keeps moving: {element_js}")
         return box[0], box[1]
 
     def _click_at(self, x: float, y: float) -> None:

@@ -160,6 +160,7 @@ class Owner:
             log.info("results written to %s", results.results_dir)
         if cluster is not None:
             cluster.stop()
+            log.info("embedded cluster stopped")
 
     def _end_now(self) -> None:
         """End the current test here, or wait for the greenlet already ending it."""
