@@ -147,7 +147,8 @@ class Clustering:
         # proposer
         self._round: _Round | None = None
         # quantum generator: first time each kind of fault was seen in this quantum
-        self._quantum_start = now_ms
+        self._quantum_start = now_ms  # restarted by the first tick
+        self._ticked = False
         self._faults: dict[str, int] = {}
         # joins received (as principal, or orphan about to form) and sent (as orphan)
         self._join_requests: dict[int, int] = {}
@@ -206,6 +207,14 @@ class Clustering:
 
     def tick(self, now_ms: int) -> None:
         t = self.timing
+        if not self._ticked:
+            # The first quantum counts from the first tick, when the heartbeat sends its first
+            # pulses (Aerospike starts its quantum generator after the heartbeat), not from
+            # construction: a node slow to start would otherwise reach its first quantum before
+            # it could hear its seeds and form a cluster of its own: every partition would get
+            # an empty master copy, which can win over the data when the clusters merge.
+            self._ticked = True
+            self._quantum_start = now_ms
         self._tick_clique = ()  # nothing a tick does changes what the heartbeat sees: compute it once
         try:
             self._tick_round(now_ms, t)

@@ -16,6 +16,7 @@ from cluster.core.messages import (
     Prepare,
     PrepareNack,
     Promise,
+    Pulse,
 )
 
 A, B, C = 0xA0, 0xB0, 0xC0
@@ -174,3 +175,23 @@ def test_heartbeat_config_is_shared_with_clustering_timing():
     m.heartbeat.config.set_interval(300)
     assert m.clustering.timing.quantum == 1500 + 2 * 305
     assert m.tick_ms == 75
+
+
+def test_first_quantum_counts_from_the_first_tick_not_from_construction():
+    """A node built at 0 that starts ticking only at 1000 (a slow start) still gives its seeds
+    a whole quantum: B, principal of (B, C), is first heard 100 ms after that first tick, and A
+    asks to join it rather than form a cluster of its own (which would come back with an empty
+    master copy of every partition when the two clusters merge)."""
+    m = node(quantum_interval_ms=200)
+    m.tick(1000)
+    _, events = fabric(m)
+    pulse = Pulse(B, "test", 1, 1, f"{B:x}:3002", f"{B:x}:3001", (C,), (), 0x42, (B, C), 3)
+    m.step(pulse, 1100)
+    sent = []
+    for now in range(1100, 1500, 25):
+        m.tick(now)
+        sends, more = fabric(m)
+        sent += sends
+        events += more
+    assert not [e for e in events if isinstance(e, ClusterChanged)], events
+    assert (B, JoinRequest(A)) in sent
