@@ -43,6 +43,8 @@ import base64
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
+import numpy as np
+
 N_PARTITIONS = 4096
 MAX_CLUSTER_SIZE = 256
 INDEX_BITS = 8  # log2(MAX_CLUSTER_SIZE)
@@ -53,6 +55,7 @@ BITMAP_BYTES = N_PARTITIONS // 8
 _MASK64 = (1 << 64) - 1
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
+_U3, _U6, _U10, _U11, _U15 = (np.uint64(n) for n in (3, 6, 10, 11, 15))
 
 
 def fnv1a64(data: bytes) -> int:
@@ -62,28 +65,49 @@ def fnv1a64(data: bytes) -> int:
     return h
 
 
-def jenkins_oaat64(data: bytes) -> int:
-    """Jenkins one-at-a-time, computed in 64-bit arithmetic."""
-    h = 0
+def _oaat_absorb(h: int, data: bytes) -> int:
     for b in data:
         h = (h + b) & _MASK64
         h = (h + (h << 10)) & _MASK64
         h ^= h >> 6
+    return h
+
+
+def _oaat_finish(h: int) -> int:
     h = (h + (h << 3)) & _MASK64
     h ^= h >> 11
     return (h + (h << 15)) & _MASK64
 
 
+def jenkins_oaat64(data: bytes) -> int:
+    """Jenkins one-at-a-time, computed in 64-bit arithmetic."""
+    return _oaat_finish(_oaat_absorb(0, data))
+
+
 @lru_cache(maxsize=1)
-def _pid_hashes() -> tuple[bytes, ...]:
-    return tuple(fnv1a64(pid.to_bytes(4, "little")).to_bytes(8, "little") for pid in range(N_PARTITIONS))
+def _pid_hash_bytes() -> np.ndarray:
+    """FNV-1a-64 of every pid, as a (4096, 8) array of its little-endian bytes."""
+    hashes = [fnv1a64(pid.to_bytes(4, "little")).to_bytes(8, "little") for pid in range(N_PARTITIONS)]
+    return np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(N_PARTITIONS, 8).astype(np.uint64)
 
 
 @lru_cache(maxsize=1024)
 def _node_keys(node_id: int) -> tuple[int, ...]:
-    """The node's sort key for every pid, with the index bits cleared."""
-    hn = fnv1a64(node_id.to_bytes(8, "little")).to_bytes(8, "little")
-    return tuple(jenkins_oaat64(hn + hp) & ~INDEX_MASK for hp in _pid_hashes())
+    """The node's sort key for every pid, with the index bits cleared: jenkins_oaat64 of the
+    node's hash followed by the pid's hash. The node's 8 bytes are absorbed once, the pids'
+    8 bytes for all 4096 pids at once (uint64 arrays wrap as the C code does): a node that
+    joins computes every member's keys while the cluster waits on its exchange, and byte by
+    byte in Python that took over a second, longer than the heartbeat timeout."""
+    h = np.full(N_PARTITIONS, _oaat_absorb(0, fnv1a64(node_id.to_bytes(8, "little")).to_bytes(8, "little")),
+                dtype=np.uint64)
+    for column in _pid_hash_bytes().T:
+        h += column
+        h += h << _U10
+        h ^= h >> _U6
+    h += h << _U3
+    h ^= h >> _U11
+    h += h << _U15
+    return tuple((h & np.uint64(~INDEX_MASK & _MASK64)).tolist())
 
 
 def _checked_succession(succession: Iterable[int]) -> tuple[int, ...]:
