@@ -15,6 +15,7 @@ our `refproxy`, started with the cluster, or on the Toxiproxy at `toxiproxy_url`
 """
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -26,6 +27,8 @@ from cluster.deploy.local import LocalNode, free_port_block
 LINKS = ("direct", "proxied")
 
 PORT_STRIDE = 10
+METRICS_OFFSET = 3  # node i's Prometheus /metrics on base+10(i-1)+3, inside its free port block
+PROMETHEUS_TARGETS = "prometheus/targets.json"  # file_sd targets: dashboards/prometheus.yml reads them
 STATE_FILE = "cluster.json"  # lets separate `refcluster` invocations find the nodes
 MAX_NODES = 32
 
@@ -98,6 +101,9 @@ class LocalCluster:
             f"network.heartbeat.mesh-seed-address-port={seeds}",
             f"namespaces.test.replication-factor={self.rf}",
             f"namespaces.test.rack-id={spec.rack}",
+            f"network.metrics.address={host}",
+            f"network.metrics.port={spec.port + METRICS_OFFSET}",
+            f"network.metrics.faults-file={self.run_dir.resolve() / 'faults.json'}",
         ]
         if self.links == "proxied":
             from cluster.deploy.links import Topology
@@ -216,6 +222,11 @@ class LocalCluster:
 
     def stop(self) -> None:
         if self._faults is not None:
+            if any(w.kind in ("partition", "isolate", "cut") for w in self._faults.active()):
+                try:  # iptables rules outlive the nodes: take ours away (proxies go with the proxy server)
+                    self._faults.heal()
+                except Exception:
+                    pass
             self._faults.close()
         for node in self.nodes.values():
             node.stop(timeout=5)
@@ -295,6 +306,20 @@ class LocalCluster:
                        "pid": self.nodes[s.name].pid if s.name in self.nodes else None} for s in self.specs],
         }
         (self.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+        self.write_prometheus_targets()
+
+    def write_prometheus_targets(self) -> None:
+        """Prometheus file-based service discovery: every node's /metrics, and our refproxy's.
+        Replaced atomically, as Prometheus re-reads the file whenever it changes."""
+        groups = [{"targets": [f"{self.host(s.port)}:{s.port + METRICS_OFFSET}"], "labels": {"node": s.name, "role": "node"}}
+                  for s in self.specs]
+        if self.own_proxy_server and self.toxiproxy_url:  # started with -proxy-metrics
+            groups.append({"targets": [self.toxiproxy_url.split("://", 1)[-1]], "labels": {"role": "refproxy"}})
+        path = self.run_dir / PROMETHEUS_TARGETS
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(groups, indent=1))
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> "LocalCluster":

@@ -123,3 +123,21 @@ def test_isolate_refuse_closes_the_ports_and_heal_reopens_them(tmp_path):
         assert all(p.enabled for p in lc.proxy_api().proxies().values())
         wait_until(lambda: one_cluster(lc), 4 * QUANTUM_S, "one cluster of 3 after the heal")
         assert window.end is not None
+
+
+def test_direct_links_partition_with_iptables_as_root(tmp_path):
+    from cluster.deploy import iptables
+    from cluster.deploy.faults import FaultError
+    why = iptables.unavailable()
+    if why:
+        pytest.skip(why)
+    with LocalCluster(nodes=3, rf=2, run_dir=tmp_path, address_per_node=True) as lc:
+        window = lc.faults.partition([["n1"], ["n2", "n3"]])
+        chain = lc.faults._undo[window.id][0][1]
+        assert iptables.chain_exists(chain)
+        wait_until(lambda: each_side_agrees(lc, [["n1"], ["n2", "n3"]]), 20, "n1 alone, n2+n3 together")
+        with pytest.raises(FaultError, match="one-way cut needs links='proxied'"):
+            lc.faults.cut("n1", "n2")
+        lc.faults.heal()
+        assert not iptables.chain_exists(chain)
+        wait_until(lambda: one_cluster(lc), 4 * QUANTUM_S, "one cluster of 3 after the heal")
