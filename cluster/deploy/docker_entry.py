@@ -1,0 +1,57 @@
+"""The node image's entry point: config from the environment, then `refnode`.
+
+    REFNODE_SET      KEY=VALUE overrides separated by spaces (as `refnode --set`)
+    REFNODE_SEEDS    host:port,... heartbeat seeds; names (compose services, Swarm's
+                     tasks.<service>) are resolved to addresses, waiting for them to exist
+    REFNODE_ADDRESS  this container's address for heartbeat, fabric and peers; default: what
+                     its own host name resolves to (Docker's /etc/hosts entry)
+
+Arguments after the image name are passed on to `refnode` (they win over the environment).
+The node listens for clients on every interface, so published ports (and Swarm's routing
+mesh) reach it, and tells peers its own address.
+"""
+
+import os
+import socket
+import sys
+import time
+
+from cluster.node import main as refnode
+
+RESOLVE_WAIT = 60.0
+
+
+def resolve(host: str, deadline: float) -> str:
+    while True:
+        try:
+            return socket.gethostbyname(host)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def arguments(env: dict[str, str], argv: list[str]) -> list[str]:
+    deadline = time.monotonic() + RESOLVE_WAIT
+    address = env.get("REFNODE_ADDRESS") or resolve(socket.gethostname(), deadline)
+    settings = ["network.service.address=0.0.0.0", f"network.service.access-address={address}",
+                f"network.heartbeat.address={address}", f"network.fabric.address={address}"]
+    seeds = []
+    for seed in filter(None, env.get("REFNODE_SEEDS", "").split(",")):
+        host, _, port = seed.strip().rpartition(":")
+        seeds.append(f"{resolve(host, deadline)}:{port}")
+    if seeds:
+        settings.append(f"network.heartbeat.mesh-seed-address-port={','.join(seeds)}")
+    settings += env.get("REFNODE_SET", "").split()
+    args = ["--work-dir", "/data"]
+    for item in settings:
+        args += ["--set", item]
+    return args + argv
+
+
+def main() -> int:
+    return refnode.main(arguments(dict(os.environ), sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
