@@ -115,6 +115,15 @@ NETWORK = {
         Param("mesh-seed-address-port", list, []),
         Param("dial-via", list, [], dynamic=True),
     ],
+    # Our extension: Prometheus metrics served by the node itself (GET /metrics), named as
+    # the Aerospike Prometheus exporter names them; port 0 = off. Like the exporter's
+    # `[Agent] bind = ":9145"`, a node alone on its host would use 9145.
+    "metrics": [
+        Param("address", str, "127.0.0.1"),
+        Param("port", int, 0, 0, 65535),
+        # the harness's fault windows (<run dir>/faults.json), exported as refcluster_fault_active
+        Param("faults-file", str, ""),
+    ],
 }
 
 

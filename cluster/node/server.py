@@ -74,6 +74,7 @@ class Node:
         self.membership.on_other_message = self.data.on_message
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task | None = None
+        self._metrics = None  # aiohttp runner of GET /metrics (cluster.node.metrics), when configured
         self._refusal_logged = -1.0
 
     @property
@@ -141,6 +142,13 @@ class Node:
         self.membership.membership.exchange.versions_source = self.data.plane.local_versions
         self.data.start()
         await self.membership.start()
+        metrics = self.cfg.network["metrics"]
+        if metrics["port"]:
+            # imported here: only a node serving metrics needs prometheus_client
+            from cluster.node.metrics import Latencies, serve
+            self.transactions.latencies = Latencies()
+            self._metrics = await serve(self)
+            log.info("metrics on http://%s:%d/metrics", metrics["address"], metrics["port"])
         log.info("node %s serving %s on %s:%d", self.name, ",".join(self.namespaces), svc["address"], svc["port"])
 
     async def stop(self) -> None:
@@ -150,6 +158,8 @@ class Node:
         self.data.close()
         if self._server:
             self._server.close()
+        if self._metrics:
+            await self._metrics.cleanup()
         await self.group_commit.drain()  # its fdatasync must not outlive the files
         for ns in self.namespaces.values():
             ns.storage.close()

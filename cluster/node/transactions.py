@@ -110,6 +110,7 @@ class Transactions:
         self.cluster = cluster
         self.max_ms = max_ms  # transaction-max-ms: the deadline when the client sets none
         self.clock = clock or Clock()
+        self.latencies = None  # cluster.node.metrics.Latencies while the node serves metrics
 
     # -- dispatch -------------------------------------------------------------------
 
@@ -120,6 +121,8 @@ class Transactions:
                 return self.batch(msg)
             if FieldType.DIGEST not in msg.fields:
                 return self.scan(msg)
+            if self.latencies is not None:  # the clock starts before single() runs
+                return self.latencies.timed(msg, time.perf_counter(), self.single(msg, body, 0, self.deadline(msg.transaction_ttl)))
             return self.single(msg, body, 0, self.deadline(msg.transaction_ttl))
         except AerospikeError as exc:
             return wm.encode_header_only(exc.code)
