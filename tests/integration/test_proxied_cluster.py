@@ -90,7 +90,7 @@ def test_client_latency_and_bandwidth_toxics(proxied):
     window = proxied.faults.client_latency("n2", 80)
     slow = min(info_ms() for _ in range(5))
     proxied.faults.end(window)
-    assert slow - base >= 80, (base, slow)
+    assert slow >= 80 and slow - base >= 75, (base, slow)  # the answer waits 80 ms in the proxy
     assert node.info("node")  # direct, unaffected
     window = proxied.faults.bandwidth("n1", "n2", 10, channels=("fabric",), one_way=True)
     assert [(t.type, t.attributes["rate"]) for t in proxied.proxy_api().proxy("n1-n2-fabric").toxics] == \
