@@ -2,11 +2,12 @@
 # Debian packages the test suite and the harness use, installed once on a fresh machine:
 #   iptables  real dropped packets for the partition tests (as root)
 #   chromium  headless browser that opens Locust's web UI and the run reports in tests
+#   prometheus  scrapes a local cluster with dashboards/prometheus.yml in tests (and for you)
 # Idempotent and quiet when everything is present; without root or apt it says what is
 # missing and carries on (the tests that need a package then skip with that reason).
 set -euo pipefail
 
-want=(iptables chromium)
+want=(iptables chromium prometheus)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
