@@ -42,6 +42,9 @@ class Settings:
     max_run_s: float = 900.0  # load and safety workload stop by themselves after this
     results_dir: str = "results"  # relative: to the repository root, wherever chaos runs
     seed: int = 1
+    # more ``--set`` overrides of every embedded node, "name=value;name=value" (e.g. a small
+    # namespaces.test.storage-engine.filesize for capacity_overflow)
+    node_config: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -62,7 +65,7 @@ class Settings:
             f"service.migrate-threads={self.migrate_threads}",
             f"network.heartbeat.interval={self.heartbeat_interval_ms}",
             f"network.heartbeat.timeout={self.heartbeat_timeout}",
-        ]
+        ] + [item.strip() for item in self.node_config.split(";") if item.strip()]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -112,5 +115,8 @@ def settings_from(configuration: dict | None, declared: dict | None = None) -> S
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+    bad = [item for item in settings.node_settings() if "=" not in item]
+    if bad:
+        raise ValueError(f"node_config: expected name=value;..., got {bad[0]!r}")
     settings.host_list()  # a malformed host fails here, not half-way through the run
     return settings

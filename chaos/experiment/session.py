@@ -110,6 +110,7 @@ class Run:
         self.safety: SafetyWorkload | None = None
         self.recorder: Recorder | None = None
         self.verdict: dict | None = None
+        self.notes: list[str] = []  # lines a probe adds to the printed summary
         self.method_ended = False
         self.quiet_since = time.time()  # the load probes judge only seconds after this
         self.torn_down = False
@@ -209,6 +210,8 @@ class Run:
         except Exception as exc:
             logger.warning(f"No report: {type(exc).__name__}: {exc}")
         print(f"\n{summary_text(self.folder)}")
+        for note in self.notes:
+            print(note)
         print(f"results: {self.folder.path}")
         if report is not None:
             print(f"report: {report}")

@@ -1,0 +1,111 @@
+"""partition_heal, capacity_overflow and slow_link through the real `chaos` CLI (issue #11):
+real node processes, real Locust, real refproxy, durations scaled down. The run helpers and
+the report check are test_experiments' own."""
+
+import re
+
+import pytest
+
+from chaos.results import RunFolder
+from tests.chaos.test_experiments import (
+    REPO,
+    RUN_FILES,
+    SCALED,
+    ChaosRun,
+    assert_report_renders,
+    hypothesis_probes,
+    run_experiment,
+)
+
+
+def method_runs(journal: dict) -> dict[str, dict]:
+    return {r["activity"]["name"]: r for r in journal["run"]}
+
+
+def assert_complete(run: ChaosRun, code: int, kinds: list[str], lossless: bool = True) -> RunFolder:
+    """Exit 0, every file, the hypothesis met before and after, every method step and rollback
+    succeeded, these fault windows (ended), and the report renders with its plots."""
+    out = run.output()
+    assert code == 0, out[-4000:]
+    folder = run.folder()
+    for name in RUN_FILES:
+        assert (folder / name).exists(), name
+    journal = folder.journal()
+    assert journal["status"] == "completed" and journal["deviated"] is False
+    for when in ("before", "after"):
+        assert journal["steady_states"][when]["steady_state_met"], journal["steady_states"][when]
+    assert all(r["status"] == "succeeded" for r in journal["run"]), [r.get("exception") for r in journal["run"]]
+    assert journal["rollbacks"] and all(r["status"] == "succeeded" for r in journal["rollbacks"])
+    faults = folder.faults()
+    assert [f.kind for f in faults] == kinds and all(f.end is not None for f in faults), faults
+    safety = folder.safety()
+    assert safety["counts"]["writes"]["ok"] > 100 and safety["counts"]["failed_visible"] == 0
+    if lossless:
+        assert safety["valid"] and safety["counts"]["lost"] == 0
+        assert hypothesis_probes(journal, "after")["no-acknowledged-write-lost"]["output"] == 0
+        assert "safety: valid: 0 acknowledged writes lost" in out
+    timeline = folder.timeline()
+    assert timeline["ops"].sum() > 0 and timeline["cluster_size_min"].iloc[-1] == folder.config()["settings"]["nodes"]
+    logs = list((folder / "nodes").glob("*.log"))
+    assert logs and not [log.name for log in logs if "Traceback" in log.read_text(errors="replace")]  # no crash
+    assert f"report: {folder / 'report.html'}" in out
+    assert_report_renders(folder)
+    return folder
+
+
+def test_slow_link_raises_write_p99_not_read_p99(tmp_path):
+    run, code = run_experiment("chaos/slow_link.yaml", tmp_path, *SCALED, "--var", "slow_s=8")
+    folder = assert_complete(run, code, ["latency", "latency"])
+    assert {f.targets for f in folder.faults()} == {("n1", "n2"), ("n1", "n3")}
+    method = method_runs(folder.journal())
+    assert method["write-p99-rose-by-the-latency"]["output"] >= 100
+    assert method["read-p99-did-not"]["output"] <= 50
+
+
+@pytest.mark.parametrize("policy", ["generation", "last-update-time"])
+def test_partition_heal_reports_the_writes_the_heal_discarded(tmp_path, policy):
+    run, code = run_experiment("chaos/partition_heal.yaml", tmp_path, *SCALED, "--var", "split_s=8",
+                               "--var", f"conflict_policy={policy}", cwd=REPO / "chaos")
+    folder = assert_complete(run, code, ["partition"], lossless=False)
+    out, journal = run.output(), folder.journal()
+    method = method_runs(journal)
+    assert sorted(method["each-side-forms-a-cluster"]["output"].values()) == [1, 2]
+    assert set(method["both-sides-take-writes"]["output"].values()) == {10}  # every node, either side
+    assert folder.faults()[0].targets == ("n3|n1,n2",)
+    timeline = folder.timeline()
+    assert {1, 2} <= set(timeline["n1.cluster_size"]) and timeline["cluster_size_min"].iloc[-1] == 3
+    # the losses are counted, consistent between the journal, safety.json and the summary
+    safety = folder.safety()
+    assert safety["policy"]["namespace_config"]["conflict-resolution-policy"] == policy
+    discarded = safety["discarded"]
+    assert hypothesis_probes(journal, "after")["acknowledged-writes-the-heal-discarded"]["output"] == \
+        discarded["acknowledged_writes_discarded"]
+    assert discarded["acknowledged_writes"] == safety["counts"]["writes"]["ok"] > 100
+    assert discarded["keys_lost"] == safety["counts"]["lost"]
+    assert (discarded["acknowledged_writes_discarded"] > 0) == (safety["counts"]["lost"] > 0)
+    line = re.search(r"acknowledged writes the heal discarded: (\d+) of (\d+) .*conflict-resolution-policy (\S+)\)", out)
+    assert line and [int(line[1]), int(line[2]), line[3]] == [
+        discarded["acknowledged_writes_discarded"], discarded["acknowledged_writes"], policy]
+    print(line[0])  # the figure, for the README
+
+
+def test_capacity_overflow_stop_writes_then_writes_resume(tmp_path):
+    run, code = run_experiment("chaos/capacity_overflow.yaml", tmp_path, *SCALED, "--var", "full_s=4")
+    folder = assert_complete(run, code, ["fill", "kill", "restart"])
+    journal = folder.journal()
+    method = method_runs(journal)
+    fill = method["fill-the-devices"]["output"]
+    assert fill["records_written"] * 64 / 1024 >= 0.5 * 3 * 16 / 2 * 0.8  # about 50% of 3 x 16 MiB, 2 copies
+    assert method["writes-refused-reads-and-deletes-work"]["output"] == {"write": 8, "read": 0, "delete": 0}
+    assert method["still-in-stop-writes"]["output"] == 3  # the migrations ran in stop-writes
+    faults = {f.kind: f for f in folder.faults()}
+    timeline = folder.timeline()
+    full = timeline[(timeline["time"] >= faults["fill"].start) & (timeline["time"] < faults["fill"].end)]
+    assert full["errors.8"].sum() > 0 and full["UPDATE.errors"].sum() > 0  # client writes got 8
+    assert full["READ.errors"].fillna(0).sum() == 0  # reads kept succeeding
+    back = timeline[(timeline["time"] >= faults["restart"].start) & (timeline["time"] < faults["fill"].end)]
+    assert back["migrate_partitions_remaining"].max() > 0  # the restarted node's partitions migrated back
+    after = timeline[timeline["time"] > faults["fill"].end + 2]
+    assert after["UPDATE.ops"].sum() > 0 and after["UPDATE.errors"].fillna(0).sum() == 0  # writes resumed
+    safety = folder.safety()
+    assert safety["counts"]["writes"]["indeterminate"] > 0  # 8s were in doubt, and not counted lost
