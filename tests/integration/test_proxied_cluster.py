@@ -127,11 +127,13 @@ def test_one_setting_points_everything_at_a_users_toxiproxy(tmp_path):
     with ProxyServer(log_path=tmp_path / "users-toxiproxy.log") as theirs:
         api = theirs.client()
         api.create_proxy("their-own", upstream="127.0.0.1:9")
-        before = {p.pid for p in psutil.process_iter(["cmdline"]) if "chaos.proxy" in " ".join(p.info["cmdline"] or [])}
+        def refproxies() -> set[int]:
+            return {p.pid for p in psutil.Process().children(recursive=True) if "chaos.proxy" in " ".join(p.cmdline())}
+
+        before = refproxies()
         with LocalCluster(nodes=2, rf=2, run_dir=tmp_path / "c", links="proxied", toxiproxy_url=theirs.url) as lc:
-            assert lc.proxy_server is None  # no refproxy of our own
-            now = {p.pid for p in psutil.process_iter(["cmdline"]) if "chaos.proxy" in " ".join(p.info["cmdline"] or [])}
-            assert now == before
+            assert lc.proxy_server is None
+            assert refproxies() == before, "a refproxy of ours was started beside the user's"
             assert set(api.proxies()) == {"their-own", "client-n1", "client-n2", "n1-n2-heartbeat", "n1-n2-fabric",
                                           "n2-n1-heartbeat", "n2-n1-fabric"}
             lc.faults.partition([["n1"], ["n2"]])
