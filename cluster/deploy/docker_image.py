@@ -39,7 +39,7 @@ BASE_REPO = "refcluster/base"
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "iproute2", "iptables", "procps")
 # what `refnode` and `refproxy` import; their own dependencies follow from pip's resolution
-RUNTIME_DEPS = ("pycryptodome", "msgpack", "uvloop", "aiofiles", "psutil", "aiohttp")
+RUNTIME_DEPS = ("pycryptodome", "msgpack", "uvloop", "aiofiles", "psutil", "aiohttp", "numpy", "prometheus-client")
 LABEL = "io.refcluster"  # on every image, container, network and volume we make
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "refcluster"
 
@@ -88,8 +88,8 @@ def _pins() -> list[str]:
 def runtime_wheels(log=print) -> Path:
     """Wheels of RUNTIME_DEPS at this venv's versions, in a cache dir named by those pins."""
     pins = _pins()
-    wanted = [p for p in pins if p.split("==")[0].lower() in RUNTIME_DEPS]
-    target = CACHE / f"wheels-{_digest(' '.join(pins).encode())}"
+    wanted = [p for p in pins if p.split("==")[0].lower().replace("_", "-") in RUNTIME_DEPS]
+    target = CACHE / f"wheels-{_digest(' '.join(wanted).encode(), ' '.join(pins).encode())}"
     if (target / "done").exists():
         return target
     log(f"fetching runtime wheels into {target}")

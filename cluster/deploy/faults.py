@@ -218,7 +218,7 @@ class Faults:
             window = self._open("restart", [node], [], wipe=wipe)
             self.cluster.nodes[node].stop()
             if wipe:
-                wipe_data(self.cluster.nodes[node].work_dir)
+                _wipe(self.cluster.nodes[node])
             try:
                 self.cluster.restart(node, wait=wait)
             finally:
@@ -243,7 +243,7 @@ class Faults:
             for name in names:
                 self.cluster.nodes[name].stop()
                 if wipe:
-                    wipe_data(self.cluster.nodes[name].work_dir)
+                    _wipe(self.cluster.nodes[name])
                 self.cluster.nodes[name].start(wait=0)
             for name in names:
                 self.cluster.nodes[name].wait_ready(wait)
@@ -474,8 +474,12 @@ class Faults:
     @property
     def _links(self):
         if self._links_backend is None:
-            from cluster.deploy.links import links_for
-            self._links_backend = links_for(self)
+            backend = getattr(self.cluster, "network_faults", None)  # a backend's own (DockerCluster)
+            if backend is not None:
+                self._links_backend = backend(self)
+            else:
+                from cluster.deploy.links import links_for
+                self._links_backend = links_for(self)
         return self._links_backend
 
     def _check_mode(self, mode: str) -> None:
@@ -519,6 +523,15 @@ def wipe_data(work_dir: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
+
+
+def _wipe(node) -> None:
+    """A node with its own way to lose its data (a container's volume), else its directory."""
+    wipe = getattr(node, "wipe", None)
+    if wipe is not None:
+        wipe()
+    else:
+        wipe_data(node.work_dir)
 
 
 def _set_config(node, context: str, values: dict[str, str]) -> None:
