@@ -1,6 +1,7 @@
 """`refcluster`: start and operate a local cluster of reference nodes.
 
     refcluster up --nodes 3 [--rf 2] [--racks 1] [--proxied [--toxiproxy-url URL]] [--dir run/cluster] [--set KEY=VALUE ...]
+    refcluster up --backend docker ...   (node containers, docs/docker.md);   refcluster gc [--all]
     refcluster status | info NODE COMMAND | kill|stop|pause|resume|restart NODE | add | down
     refcluster fault partition n1,n2 n3,n4 [--refuse] | isolate n3 | cut n1 n2 | latency n1 n2 200 [--jitter 20]
                      | bandwidth n1 n2 100 | client-latency n2 50 | kill-rack 1 | restart-rack 1
@@ -13,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from cluster.deploy.docker_cluster import DockerCluster, load
+from cluster.deploy.docker_cluster import gc as docker_gc
 from cluster.deploy.faults import FaultError, FaultWindow
 from cluster.deploy.local_cluster import STATE_FILE, LocalCluster
 
@@ -146,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--proxied", action="store_true",
                     help="every node-to-node and client link through its own fault proxy (refproxy)")
     up.add_argument("--toxiproxy-url", help="with --proxied: use this Toxiproxy instead of starting refproxy")
+    up.add_argument("--backend", choices=("local", "docker"), default="local",
+                    help="node processes on loopback, or node containers (docs/docker.md)")
     command("status", help="one row per node")
     info = command("info", help="run an info command on a node (asinfo -v)")
     info.add_argument("node")
@@ -155,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     add = command("add", help="start one more node")
     add.add_argument("--rack", type=int)
     command("down", help="stop every node (and the proxies), remove the run directory")
+    gc = sub.add_parser("gc", help="remove Docker containers, networks and volumes left by crashed runs")
+    gc.add_argument("--all", action="store_true", help="every one of refcluster's, also of live clusters")
     add_fault_commands(command("fault", help="network, process and capacity faults (see docs/faults.md)"), common)
     args = ap.parse_args(argv)
 
@@ -164,13 +171,23 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"{args.dir} already holds a cluster: `refcluster down --dir {args.dir}` first")
             if args.toxiproxy_url and not args.proxied:
                 raise ValueError("--toxiproxy-url goes with --proxied")
-            cluster = LocalCluster(args.nodes, args.rf, args.racks, run_dir=args.dir, settings=args.set,
-                                   detached=True, links="proxied" if args.proxied else "direct",
-                                   toxiproxy_url=args.toxiproxy_url)
+            if args.backend == "docker":
+                if args.proxied:
+                    raise ValueError("--proxied is for the local backend")
+                cluster = DockerCluster(args.nodes, args.rf, args.racks, run_dir=args.dir, settings=args.set,
+                                        detached=True)
+            else:
+                cluster = LocalCluster(args.nodes, args.rf, args.racks, run_dir=args.dir, settings=args.set,
+                                       detached=True, links="proxied" if args.proxied else "direct",
+                                       toxiproxy_url=args.toxiproxy_url)
             with_cleanup(cluster.start, cluster)
             print_status(cluster)
             return 0
-        cluster = LocalCluster.load(args.dir)
+        if args.cmd == "gc":
+            for what in docker_gc(everything=args.all):
+                print(f"removed {what}")
+            return 0
+        cluster = load(args.dir)
         if args.cmd == "status":
             print_status(cluster)
         elif args.cmd == "info":

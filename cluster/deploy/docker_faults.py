@@ -36,6 +36,10 @@ class ContainerIptables:
             drops.setdefault(b, []).append(a)
             if both_ways:
                 drops.setdefault(a, []).append(b)
+        down = [n for n in drops if self.cluster.nodes[n].status() != "running"]
+        if down:
+            from cluster.deploy.faults import FaultError
+            raise FaultError(f"{', '.join(down)} not running: rules in a container go with its network namespace")
         window = faults._open(kind, targets, [["iptables", chain, node] for node in drops], mode=mode)
         if mode == "refuse":
             target = ["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"]

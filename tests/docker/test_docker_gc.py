@@ -1,0 +1,53 @@
+"""Nothing left behind: the CLI's `down`, and `refcluster gc` after a runner was SIGKILLed
+with its containers, network and volumes still there."""
+
+import signal
+import subprocess
+import sys
+
+from cluster.deploy.cli import main as refcluster
+from cluster.deploy.docker_image import LABEL
+
+RUNNER = """
+import sys, time
+from cluster.deploy.docker_cluster import DockerCluster
+DockerCluster(nodes=2, rf=1, image=sys.argv[1]).start()
+print("up", flush=True)
+time.sleep(600)
+"""
+
+
+def ours(client, kind):
+    items = getattr(client, kind).list(**({"all": True} if kind == "containers" else {}), filters={"label": LABEL})
+    labels = [i.labels if kind == "containers" else i.attrs.get("Labels") or {} for i in items]
+    return [lab[LABEL] for lab in labels if lab.get(LABEL) not in ("base", "node")]
+
+
+def test_gc_removes_what_a_killed_runner_left(docker_engine, node_image):
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, node_image], stdout=subprocess.PIPE, text=True)
+    try:
+        assert runner.stdout.readline().strip() == "up"
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(10)
+    left = {kind: ours(docker_engine, kind) for kind in ("containers", "networks", "volumes")}
+    assert [len(v) for v in left.values()] == [2, 1, 2], left  # a crash leaves them, gc's job
+    assert refcluster(["gc"]) == 0
+    assert all(not ours(docker_engine, kind) for kind in ("containers", "networks", "volumes"))
+
+
+def test_cli_up_fault_down_with_the_docker_backend(docker_engine, node_image, tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert refcluster(["up", "--backend", "docker", "--nodes", "3", "--racks", "3", "--dir", run]) == 0
+    try:
+        assert refcluster(["fault", "isolate", "n3", "--dir", run]) == 0
+        assert refcluster(["kill", "n2", "--dir", run]) == 0
+        assert refcluster(["fault", "partition", "n1", "n2", "--dir", run]) == 1  # n2 is down: refused, said why
+        assert "not running" in capsys.readouterr().err
+        assert refcluster(["fault", "restore", "--dir", run]) == 0
+        assert refcluster(["status", "--dir", run]) == 0
+        rows = [line.split() for line in capsys.readouterr().out.splitlines() if line[:1] == "n" and line[1:2].isdigit()]
+        assert [row[1] for row in rows] == ["up", "up", "up"] and {row[6] for row in rows} == {"3"}, rows
+    finally:
+        assert refcluster(["down", "--dir", run]) == 0
+    assert all(not ours(docker_engine, kind) for kind in ("containers", "networks", "volumes"))
