@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A working Docker engine for the Docker backend and its tests, on a fresh Debian-like
-# machine (as root): installs docker.io, debootstrap and iptables when missing, starts
+# machine (as root): installs docker.io, debootstrap, iptables and docker-compose when missing, starts
 # dockerd in the background when none answers, and waits until it does.
 # Idempotent: a second call with a running engine returns at once.
 # Exit 0 = `docker info` works; otherwise one line on stderr saying why, and exit 1
@@ -11,12 +11,13 @@ log=${DOCKERD_LOG:-/var/log/refcluster-dockerd.log}
 say() { echo "docker-setup: $*" >&2; }
 fail() { say "$*"; exit 1; }
 
-docker info >/dev/null 2>&1 && command -v debootstrap >/dev/null && exit 0
+docker info >/dev/null 2>&1 && command -v debootstrap >/dev/null && command -v docker-compose >/dev/null && exit 0
 
 want=()
 command -v dockerd >/dev/null || want+=(docker.io)
 command -v debootstrap >/dev/null || want+=(debootstrap)
 command -v iptables >/dev/null || want+=(iptables)
+command -v docker-compose >/dev/null || want+=(docker-compose)
 if [ ${#want[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || fail "missing ${want[*]}: run as root (or install them) to use Docker"
   command -v apt-get >/dev/null || fail "missing ${want[*]} and no apt-get to install them"

@@ -3,16 +3,20 @@
     REFNODE_SET      KEY=VALUE overrides separated by spaces (as `refnode --set`)
     REFNODE_SEEDS    host:port,... heartbeat seeds; names (compose services, Swarm's
                      tasks.<service>) are resolved to addresses, waiting for them to exist
-    REFNODE_ADDRESS  this container's address for heartbeat, fabric and peers; default: what
-                     its own host name resolves to (Docker's /etc/hosts entry)
+    REFNODE_ADDRESS  this container's address for heartbeat, fabric and peers; default: its
+                     own address on the network where REFNODE_ADDRESS_OF (its compose
+                     service name) or its host name resolves (in Swarm a name resolves to the
+                     service's virtual IP, which the node cannot bind)
 
 Arguments after the image name are passed on to `refnode` (they win over the environment).
 The node listens for clients on every interface, so published ports (and Swarm's routing
 mesh) reach it, and tells peers its own address.
 """
 
+import ipaddress
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -31,9 +35,20 @@ def resolve(host: str, deadline: float) -> str:
             time.sleep(0.5)
 
 
+def own_address_near(address: str) -> str:
+    """This container's interface address on the network that holds `address`."""
+    ips = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
+    for line in ips.splitlines():
+        iface = ipaddress.ip_interface(line.split()[3])
+        if ipaddress.ip_address(address) in iface.network:
+            return str(iface.ip)
+    return address
+
+
 def arguments(env: dict[str, str], argv: list[str]) -> list[str]:
     deadline = time.monotonic() + RESOLVE_WAIT
-    address = env.get("REFNODE_ADDRESS") or resolve(socket.gethostname(), deadline)
+    address = env.get("REFNODE_ADDRESS") or own_address_near(
+        resolve(env.get("REFNODE_ADDRESS_OF") or socket.gethostname(), deadline))
     settings = ["network.service.address=0.0.0.0", f"network.service.access-address={address}",
                 f"network.heartbeat.address={address}", f"network.fabric.address={address}"]
     seeds = []
