@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system demo test lint bench clean
+.PHONY: setup system demo test lint bench image clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,8 +27,14 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# Docker: installed and started as root when missing; tests/docker skip with its message when it cannot run
 test: setup lint
+	-./tools/docker-setup.sh
 	$(BIN)/pytest -q
+
+image: setup
+	./tools/docker-setup.sh
+	$(BIN)/python -m cluster.deploy.docker_image
 
 bench: setup
 	$(BIN)/python bench/node_throughput.py

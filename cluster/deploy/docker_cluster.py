@@ -27,10 +27,10 @@ import shutil
 import time
 from pathlib import Path
 
+import docker
 import docker.errors
 import psutil
 
-import docker
 from cluster.deploy.docker_image import LABEL, ensure_image
 from cluster.deploy.local import info_request
 from cluster.deploy.local_cluster import PORT_STRIDE, STATE_FILE, LocalCluster, NodeSpec

@@ -27,9 +27,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import docker.errors
-
 import docker
+import docker.errors
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO / "docker"
