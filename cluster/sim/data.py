@@ -20,18 +20,30 @@ other failure after the write may have been applied leaves the operation in doub
 no answer at all by the deadline (the entry node crashed); PARTITION_UNAVAILABLE means
 not applied.
 
-After the fault phase the network heals and the simulator waits until the membership
-invariants hold and every plane reports `remaining() == (0, 0, 0)`; then every key is read
-through the cluster. A key whose value is not its last acknowledged one (or a newer one in
-doubt) lost acknowledged writes: the number of acknowledged operations newer than what is
-visible is counted.
+After the last fault, once every node is in one cluster with its exchange done ("the
+healed cluster agreed"), the client goes on for POST_HEAL_MS (at least to the end of the
+fault phase) while the heal's duplicates migrate. From then on nothing may be lost, under
+either policy: duplicate resolution makes each write start from the best copy, so it beats
+every copy. Checked on the working master before each write (no duplicate's copy beats the
+one it starts from; it keeps every write acknowledged after the heal), on every read and at
+the end (no write acknowledged after the heal is discarded) — a violation on every kind of
+seed. (A cluster change after the agreement means it had not noticed the fault yet: the
+agreement is void until the next one.)
+
+Then the simulator waits until the membership invariants hold and every plane reports
+`remaining() == (0, 0, 0)`, and every key is read through the cluster. A key whose value is
+not its last acknowledged one (or a newer one in doubt) lost acknowledged writes: the number
+of acknowledged operations newer than what is visible is counted; for a key written after
+the heal, newer than what its first such write started from (later writes hide it from the
+final read).
 
 Seed kinds (`kind_of_seed`): "crash" seeds crash and restart nodes (at most one down at a
 time, RF 2) and add delay spikes and light message loss — losing an acknowledged write there is a violation, and
 both copies of every key must agree. "split" seeds partition the network (two-way,
 one-way, isolation) and also crash nodes; each runs once per conflict-resolution policy
-and reports what the heal discarded, without failing: AP mode can lose writes, and we
-show it rather than hide it.
+and reports what the heal discarded, without failing (except after the heal, above): AP
+mode can lose writes, and we show it rather than hide it. Their last fault is a split, so that the writes after the heal
+meet its duplicates.
 
 Simplification: the planes handle the first `DATA_PARTITIONS` pids only and client keys
 are hashed into those (the logic is per partition, so 64 of them exercise it while keeping
@@ -50,7 +62,7 @@ from cluster.core.messages import decode, encode
 from cluster.core.migration import MigrationConfig
 from cluster.core.node_id import format_node_id
 from cluster.core.proxy import ProxyDone, ServeProxied
-from cluster.core.records import GENERATION, LAST_UPDATE_TIME, image_of, store
+from cluster.core.records import GENERATION, LAST_UPDATE_TIME, image_of, remote_wins, store
 from cluster.core.replication import Replicated
 from cluster.storage.engine import partition_id
 from cluster.storage.memory import MemoryStore
@@ -68,6 +80,7 @@ TRANSACTION_MAX_MS = 1000
 STORE_BYTES = 64 << 20
 BIN = "v"
 MAX_RECORD_SIZE = 1 << 20
+POST_HEAL_MS = 1000  # the client goes on this long once the healed cluster agreed (the heal's merges take ~0.3 s)
 
 
 # --- client operations shared with the unit tests ---------------------------------------
@@ -133,6 +146,10 @@ class KeyHistory:
     deletes: set[int] = field(default_factory=set)  # seqs of delete operations
     acked: list[int] = field(default_factory=list)  # seqs of acknowledged operations, in order
     doubt: set[int] = field(default_factory=set)  # applied somewhere, outcome unknown
+    after_heal: set[int] = field(default_factory=set)  # writes started once the healed cluster agreed
+    # the value the first write after the heal started from, the acked ops it discards, and
+    # whether they went to an older write in doubt (judged then: the history grows since)
+    at_heal: tuple[bytes | None, list[int], bool] | None = None
 
     @property
     def last_acked(self) -> int:
@@ -156,14 +173,14 @@ class KeyHistory:
             return any(s < self.last_acked for s in self.doubt & self.deletes)
         return seq in self.doubt and seq < self.last_acked
 
-    def lost(self, visible: bytes | None) -> int:
-        """Acknowledged operations discarded, given what is visible (0 if acceptable)."""
+    def lost(self, visible: bytes | None) -> list[int]:
+        """The acknowledged operations discarded, given what is visible ([] if acceptable)."""
         if self.acceptable(visible):
-            return 0
+            return []
         seq = seq_of(visible)
         if seq is None:
             seq = max((s for s in self.deletes if s <= self.last_acked), default=0)
-        return sum(s > seq for s in self.acked)
+        return [s for s in self.acked if s > seq]
 
 
 class History:
@@ -251,6 +268,7 @@ class DataResult:
     keys_lost: int
     sim: SimResult
     lost_to_doubt: int = 0  # of `lost`: discarded in favour of an older write in doubt
+    acked_after_heal: int = 0  # acknowledged writes started once the healed cluster agreed
 
 
 def kind_of_seed(seed: int) -> str:
@@ -258,16 +276,17 @@ def kind_of_seed(seed: int) -> str:
 
 
 def data_schedule(rng: random.Random, n_nodes: int, fault_ms: int, kind: str, warmup_ms: int = 2500) -> Schedule:
-    """Crash seeds: crashes one node at a time, delay spikes. Split seeds: partitions too."""
+    """Crash seeds: crashes one node at a time, delay spikes. Split seeds: partitions too, and
+    the last fault is one, so that the client's writes after the heal meet its duplicates."""
     faults: list[Fault] = []
-    t = warmup_ms
-    while True:
-        t += rng.randint(200, 1500)
-        length = rng.randint(1000, 4000)
-        if t + length > fault_ms - 200:
-            break
+    t = warmup_ms + rng.randint(200, 1500)
+    length = rng.randint(1000, 4000)
+    while t + length <= fault_ms - 200:
+        next_t = t + length + rng.randint(200, 1500)  # one fault at a time: at most one node down
+        next_length = rng.randint(1000, 4000)
+        last = next_t + next_length > fault_ms - 200
         choice = rng.random()
-        if kind == "split" and choice < 0.6:
+        if kind == "split" and (choice < 0.6 or last):
             what = rng.choice(("partition", "isolate", "one_way"))
             nodes = list(range(n_nodes))
             rng.shuffle(nodes)
@@ -285,7 +304,7 @@ def data_schedule(rng: random.Random, n_nodes: int, fault_ms: int, kind: str, wa
             faults += [Fault(t, "loss", (round(rng.uniform(0.02, 0.1), 3),)), Fault(t + length, "loss_end")]
         else:
             faults += [Fault(t, "delay", (rng.randint(5, 80),)), Fault(t + length, "delay_end")]
-        t += length  # one fault at a time: at most one node down
+        t, length = next_t, next_length
     return Schedule(tuple(faults), None)
 
 
@@ -301,27 +320,31 @@ class DataSimulation(Simulation):
         self.data_nodes = [DataNode(MemoryStore(STORE_BYTES)) for _ in self.nodes]
         self.data_index_of = {n.node_id: n.index for n in self.nodes}
         self.digests = [key_digest(k, data.partitions) for k in range(data.keys)]
+        self.key_of = {digest: key for key, digest in enumerate(self.digests)}
         self.busy_keys: set[int] = set()
         self.client_ops: dict[int, ClientOp] = {}  # op id (its seq) -> op awaiting its reply
         self.next_seq = 1
         self.client_running = True
+        # after the last fault nothing breaks any more: from the first moment every node is
+        # in one cluster with its exchange done, no acknowledged write may be lost
+        self.last_fault_ms = max((f.at_ms for f in self.schedule.faults), default=0)
+        self.agreed_ms: int | None = None
         self.data_messages = 0
 
     # --- hooks into the membership simulation -------------------------------------------
 
     def run(self) -> DataResult:  # type: ignore[override]
-        t = 500
-        while t < self.config.fault_ms:
-            self._push(t * 1000, _FAULT, DataEvent("op"))
-            t += self.data_rng.randint(1, 2 * self.data_config.op_every_ms)
+        self._push(500_000, _FAULT, DataEvent("op"))
         result = super().run()
         lost = keys_lost = 0
         self.lost_to_doubt = 0
         if result.ok:
             lost, keys_lost = self._data_verify()  # adds to result.violations (the same list)
+        acked_after_heal = sum(len(h.after_heal.intersection(h.acked)) for h in self.history.keys.values())
         return DataResult(self.data_config.kind, self.data_config.policy, self.history.acked,
                           self.history.doubted, self.history.failed, self.history.reads,
-                          self.history.stale_reads, lost, keys_lost, result, self.lost_to_doubt)
+                          self.history.stale_reads, lost, keys_lost, result, self.lost_to_doubt,
+                          acked_after_heal)
 
     def _start(self, node) -> None:
         super()._start(node)
@@ -335,6 +358,13 @@ class DataSimulation(Simulation):
 
     def _on_event(self, node, event) -> None:
         super()._on_event(node, event)
+        if self.agreed_ms is not None and isinstance(event, ClusterChanged | Orphaned):
+            # the agreement was a cluster that had not noticed the fault yet (it evicts a node
+            # now): writes from then on were not after the heal; wait for the next agreement
+            self.agreed_ms = None
+            for hist in self.history.keys.values():
+                hist.after_heal.clear()
+                hist.at_heal = None
         dn = self.data_nodes[node.index]
         if dn.plane is None:
             return
@@ -358,7 +388,6 @@ class DataSimulation(Simulation):
         elif fault.kind == "resume":
             self._data_resumed(fault.args[0])
         elif fault.kind == "faults_stop":
-            self.client_running = False
             for i in range(len(self.nodes)):
                 self._data_resumed(i)
 
@@ -371,7 +400,7 @@ class DataSimulation(Simulation):
     # --- data plane plumbing ----------------------------------------------------------------
 
     def _data_settled(self) -> bool:
-        if self.client_ops:
+        if self.client_running or self.client_ops:
             return False
         for node, dn in zip(self.nodes, self.data_nodes, strict=True):
             if node.membership is None or dn.plane is None or dn.replicating:
@@ -420,8 +449,7 @@ class DataSimulation(Simulation):
     def _data_event(self, ev: DataEvent) -> None:
         kind = ev.kind
         if kind == "op":
-            if self.client_running:
-                self._client_op()
+            self._client_turn()
             return
         if kind == "deadline":
             self._replication_deadline(*ev.payload)
@@ -499,6 +527,7 @@ class DataSimulation(Simulation):
 
     def _write(self, index: int, msg: Message, deadline_ms: int, reply_to: tuple) -> None:
         dn = self.data_nodes[index]
+        self._check_base(index, msg.fields[FieldType.DIGEST])
         try:
             outcome = apply_write(dn.store, msg, self.now_ms)
         except AerospikeError as exc:
@@ -547,6 +576,40 @@ class DataSimulation(Simulation):
         elif kind is ServeProxied:
             self._execute(index, event.body, event.hops, event.deadline_ms, ("proxy", event.src, event.tid))
 
+    def _check_base(self, index: int, digest: bytes) -> None:
+        """After the heal, the copy a write starts from on the working master, duplicates
+        resolved, is the best copy in the cluster: no duplicate's copy beats it by the policy
+        (else the write would undo that copy's writes, or be lost when it merges), and it keeps
+        every write acknowledged after the heal. The first one shows what the heal discarded
+        (counted at the end: later writes hide it from the final read)."""
+        dn = self.data_nodes[index]
+        pid = partition_id(digest)
+        if self.agreed_ms is None or not dn.plane.is_master(NS, pid):
+            return
+        key = self.key_of[digest]
+        mine = dn.store.lookup(digest)
+        for node_id in dn.plane.partitions[NS][pid].duplicates:
+            other = self.data_nodes[self.data_index_of[node_id]].store.lookup(digest)
+            if other and (not mine or remote_wins(self.data_config.policy, mine[0], other[0])):
+                self._violation(f"key {key}: a write on {format_node_id(dn.plane.node_id)} starts from {mine} "
+                                f"after the healed cluster agreed, duplicate {format_node_id(node_id)} holds {other}")
+        hist = self.history.of(key)
+        base = read_local(dn.store, digest, self.now_ms)
+        discarded = self._lost_after_heal(key, hist, base, "a write starts from")
+        if hist.at_heal is None:
+            hist.at_heal = base, discarded, self._lost_to_doubt(hist, base)
+
+    def _lost_after_heal(self, key: int, hist: KeyHistory, visible: bytes | None, seen: str) -> list[int]:
+        """The acknowledged operations `visible` discards; none of them may have started after
+        the healed cluster agreed: duplicate resolution gave such a write the best copy of
+        every lineage to start from, so it beats every copy under either policy, and nothing
+        broke after it."""
+        discarded = hist.lost(visible)
+        if after := hist.after_heal.intersection(discarded):
+            self._violation(f"key {key}: {seen} {visible!r}, but acknowledged writes {sorted(after)} "
+                            f"started after the healed cluster agreed at {self.agreed_ms} ms")
+        return discarded
+
     def _check_replicated(self, index: int, image) -> None:
         """A write is acknowledged only when every replica holds it (or a later copy)."""
         pid = partition_id(image.digest)
@@ -564,6 +627,28 @@ class DataSimulation(Simulation):
 
     # --- the client --------------------------------------------------------------------------
 
+    def _one_cluster(self) -> bool:
+        """Every node in the same cluster, its exchange done (the plane balanced for it)."""
+        key = self.nodes[0].membership.cluster_key if self.nodes[0].membership else 0
+        return key != 0 and all(
+            node.membership is not None and node.membership.cluster_key == key and dn.plane.cluster_key == key
+            for node, dn in zip(self.nodes, self.data_nodes, strict=True))
+
+    def _client_turn(self) -> None:
+        """One operation, then the next one's turn. The client stops at the end of the fault
+        phase, but not before POST_HEAL_MS after the healed cluster agreed: writes then still
+        meet duplicates that are not merged yet (migrations are slow), which is what
+        duplicate resolution is for."""
+        if self.agreed_ms is None and self.now_ms >= self.last_fault_ms and self._one_cluster():
+            self.agreed_ms = self.now_ms
+        if self.now_ms >= self.config.fault_ms and self.agreed_ms is not None \
+                and self.now_ms >= self.agreed_ms + POST_HEAL_MS:
+            self.client_running = False
+            return
+        self._client_op()
+        self._push(self.now_us + self.data_rng.randint(1, 2 * self.data_config.op_every_ms) * 1000, _FAULT,
+                   DataEvent("op"))
+
     def _client_op(self) -> None:
         rng = self.data_rng
         key = rng.randrange(self.data_config.keys)
@@ -577,6 +662,8 @@ class DataSimulation(Simulation):
         op = ClientOp(key, seq, write_op, payload, rng.randrange(len(self.nodes)))
         if write_op and payload is None:
             self.history.of(key).deletes.add(seq)
+        if write_op and self.agreed_ms is not None:
+            self.history.of(key).after_heal.add(seq)
         node, dn = self.nodes[op.entry], self.data_nodes[op.entry]
         self._trace(self.now_us, "op", key, seq, int(write_op), op.entry)
         if node.membership is None or node.paused or dn.plane is None:
@@ -603,6 +690,7 @@ class DataSimulation(Simulation):
                 return
             self.history.reads += 1
             visible = next((o.value for o in msg.ops if o.name == BIN), None)
+            self._lost_after_heal(op.key, self.history.of(op.key), visible, "a read returns")
             if not self.history.of(op.key).acceptable(visible):
                 self.history.stale_reads += 1
         elif code == ResultCode.OK:
@@ -650,18 +738,24 @@ class DataSimulation(Simulation):
                 self._violation(f"key {key}: no node serves it after settling")
                 continue
             visible = read_local(self.data_nodes[index].store, digest, self.now_ms)
-            n = hist.lost(visible)
-            explained = n and self.data_config.policy == GENERATION and hist.lost_to_doubt(visible)
+            seen, value, discarded = "reads", visible, self._lost_after_heal(key, hist, visible, "reads")
+            explained = self._lost_to_doubt(hist, visible)
+            if hist.at_heal is not None:  # written after the heal: what the heal kept; losses since fail above
+                seen, (value, discarded, explained) = "the first write after the heal started from", hist.at_heal
+            n = len(discarded)
             if n:
                 lost += n
                 keys_lost += 1
                 self.lost_to_doubt += n if explained else 0
                 if crash_only and not explained:
-                    self._violation(f"key {key}: reads {visible!r}, last acknowledged op {hist.last_acked} "
-                                    f"(acked {hist.acked[-5:]}, in doubt {sorted(hist.doubt)[-5:]})")
+                    self._violation(f"key {key}: {seen} {value!r}, losing acknowledged ops {discarded[-5:]} "
+                                    f"(in doubt {sorted(hist.doubt)[-5:]})")
             if crash_only:
                 self._data_check_copies(key, hist, index, digest)
         return lost, keys_lost
+
+    def _lost_to_doubt(self, hist: KeyHistory, visible: bytes | None) -> bool:
+        return self.data_config.policy == GENERATION and hist.lost_to_doubt(visible)
 
     def _data_check_copies(self, key: int, hist: KeyHistory, master: int, digest: bytes) -> None:
         """Every replica's copy is acceptable too, and equal to the master's unless the key has
@@ -672,7 +766,7 @@ class DataSimulation(Simulation):
         want = image_of(self.data_nodes[master].store, digest, self.now_ms // 1000)
         in_doubt = any(s > hist.last_acked for s in hist.doubt)
         master_visible = None if want is None or want.tombstone else value_of(want.payload)
-        lost_to_doubt = self.data_config.policy == GENERATION and hist.lost_to_doubt(master_visible)
+        lost_to_doubt = self._lost_to_doubt(hist, master_visible)
         for node_id in plane.partitions[NS][pid].replicas:
             got = image_of(self.data_nodes[self.data_index_of[node_id]].store, digest, self.now_ms // 1000)
             visible = None if got is None or got.tombstone else value_of(got.payload)
@@ -755,7 +849,8 @@ def main(argv=None) -> int:
             for fault in r.sim.schedule.faults:
                 print(f"  fault {fault}")
             print(f"seed {r.sim.config.seed} {r.kind} {r.policy}: {'ok' if r.sim.ok else 'FAILED'}, "
-                  f"{r.acked} acked, {r.doubted} in doubt, {r.failed} failed, {r.reads} reads "
+                  f"{r.acked} acked ({r.acked_after_heal} after the heal), {r.doubted} in doubt, {r.failed} failed, "
+                  f"{r.reads} reads "
                   f"({r.stale_reads} stale), {r.lost} acked lost on {r.keys_lost} keys, "
                   f"{r.sim.sim_ms / 1000:.1f} sim s in {r.sim.wall_s:.2f} s, digest {r.sim.digest}")
         if not r.sim.ok:
@@ -769,7 +864,8 @@ def main(argv=None) -> int:
     print(f"{len(results)} runs of {len(seeds)} seeds, {len(failed)} failed, {wall:.1f} s wall")
     for (kind, policy), rs in sorted(groups.items()):
         acked, lost = sum(r.acked for r in rs), sum(r.lost for r in rs)
-        print(f"  {kind:5} seeds, policy {policy:16}: {len(rs):3} runs, {acked:6} acked writes, "
+        print(f"  {kind:5} seeds, policy {policy:16}: {len(rs):3} runs, {acked:6} acked writes "
+              f"({sum(r.acked_after_heal for r in rs)} after the heal), "
               f"{sum(r.doubted for r in rs):5} in doubt, {lost:4} acked writes lost "
               f"({100 * lost / max(acked, 1):.2f} %) on {sum(r.keys_lost for r in rs)} keys in "
               f"{sum(1 for r in rs if r.lost)} runs ({sum(r.lost_to_doubt for r in rs)} to an older write in "
