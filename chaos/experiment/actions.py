@@ -19,7 +19,7 @@ from cluster.wire.result_codes import AerospikeError
 
 from . import session
 
-__all__ = ["kill_node", "restart_node", "pause_node", "kill_rack", "restart_rack", "restore",
+__all__ = ["kill_node", "restart_node", "pause_node", "kill_rack", "restart_rack", "hold", "restore",
            "partition", "heal", "slow_links", "fill_devices", "free_space"]
 
 
@@ -31,6 +31,14 @@ def _fault():
         yield faults
     except (ValueError, RuntimeError, TimeoutError) as exc:
         raise ActivityFailed(str(exc).splitlines()[0]) from None
+
+
+def _sleep(seconds: float) -> None:
+    """Sleep in short steps: the signal of a Ctrl-C may reach any thread of the process, and
+    only the main thread's next step (not one long sleep) turns it into KeyboardInterrupt."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.2))
 
 
 def _window(window: FaultWindow | None) -> dict | None:
@@ -59,10 +67,20 @@ def pause_node(node: str, seconds: float) -> dict:
     with _fault() as faults:
         window = faults.pause(node)
         try:
-            time.sleep(seconds)
+            _sleep(seconds)
         finally:
             faults.resume(node)
         return _window(window)
+
+
+def hold(seconds: float) -> float:
+    """Keep things as they are for ``seconds`` (a repair window). Use it rather than a long
+    ``pauses`` entry: Chaos Toolkit's pause is one long sleep that a Ctrl-C received by
+    another thread of the process does not interrupt."""
+    if not seconds >= 0:
+        raise ActivityFailed(f"seconds must be >= 0, got {seconds}")
+    _sleep(seconds)
+    return seconds
 
 
 def kill_rack(rack: int) -> dict:
