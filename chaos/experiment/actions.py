@@ -132,12 +132,14 @@ def heal() -> list[dict]:
         return [_window(window) for window in faults.heal()]
 
 
-def slow_links(node: str, ms: int, jitter: int = 0, channel: str = "fabric") -> list[dict]:
-    """Delay what ``node`` sends to each other node on ``channel`` (fabric: replica writes,
-    their acks, migrations) by ``ms`` (± ``jitter``); one latency window per peer."""
+def slow_links(node: str, ms: int, jitter: int = 0, channel: str = "fabric", outgoing_only: bool = False) -> list[dict]:
+    """Delay the messages on ``channel`` (fabric: replica writes, their acks, migrations)
+    between ``node`` and each other node by ``ms`` (± ``jitter``), both ways unless
+    ``outgoing_only``; one latency window per peer."""
     with _fault() as faults:
         peers = [name for name in faults.cluster.nodes if name != node]
-        return [_window(faults.latency(node, peer, ms, jitter, channels=[channel], one_way=True)) for peer in peers]
+        return [_window(faults.latency(node, peer, ms, jitter, channels=[channel], one_way=outgoing_only))
+                for peer in peers]
 
 
 def _stop_writes() -> dict[str, bool]:
