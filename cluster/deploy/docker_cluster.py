@@ -76,8 +76,7 @@ class DockerNode:
     def settings(self) -> list[str]:
         c = self.cluster
         return [f"namespaces.test.replication-factor={c.rf}", f"namespaces.test.rack-id={self.spec.rack}",
-                "network.service.alternate-access-address=127.0.0.1",
-                f"network.service.alternate-access-port={self.port}", *c.settings]
+                *c.settings]
 
     def create(self) -> None:
         api, c = self.cluster.docker.api, self.cluster
@@ -93,6 +92,7 @@ class DockerNode:
             c.image, name=self.name, hostname=self.spec.name, labels=labels, host_config=host_config,
             networking_config=networking, ports=[SERVICE],
             environment={"REFNODE_ADDRESS": self.ip, "REFNODE_SEEDS": ",".join(c.seed_addresses),
+                         "REFNODE_ALTERNATE": f"127.0.0.1:{self.port}",
                          "REFNODE_SET": " ".join(self.settings())},
         )
 

@@ -5,8 +5,11 @@
                      tasks.<service>) are resolved to addresses, waiting for them to exist
     REFNODE_ADDRESS  this container's address for heartbeat, fabric and peers; default: its
                      own address on the network where REFNODE_ADDRESS_OF (its compose
-                     service name) or its host name resolves (in Swarm a name resolves to the
-                     service's virtual IP, which the node cannot bind)
+                     service name) or its host name resolves
+    REFNODE_ALTERNATE host:port the host's clients are told (alternate access address);
+                     default: this container's address on its default route's interface,
+                     port 3000: in Swarm the docker_gwbridge address, which this host reaches
+                     without a published port (Swarm cannot publish on 127.0.0.1 only)
 
 Arguments after the image name are passed on to `refnode` (they win over the environment).
 The node listens for clients on every interface, so published ports (and Swarm's routing
@@ -45,12 +48,20 @@ def own_address_near(address: str) -> str:
     return address
 
 
+def default_route_address() -> str:
+    route = subprocess.run(["ip", "-o", "-4", "route", "get", "1.1.1.1"], capture_output=True, text=True).stdout
+    return route.split(" src ")[1].split()[0]  # only asks the routing table: nothing is sent
+
+
 def arguments(env: dict[str, str], argv: list[str]) -> list[str]:
     deadline = time.monotonic() + RESOLVE_WAIT
     address = env.get("REFNODE_ADDRESS") or own_address_near(
         resolve(env.get("REFNODE_ADDRESS_OF") or socket.gethostname(), deadline))
     settings = ["network.service.address=0.0.0.0", f"network.service.access-address={address}",
                 f"network.heartbeat.address={address}", f"network.fabric.address={address}"]
+    alt_host, _, alt_port = (env.get("REFNODE_ALTERNATE") or f"{default_route_address()}:3000").rpartition(":")
+    settings += [f"network.service.alternate-access-address={alt_host}",
+                 f"network.service.alternate-access-port={alt_port}"]
     seeds = []
     for seed in filter(None, env.get("REFNODE_SEEDS", "").split(",")):
         host, _, port = seed.strip().rpartition(":")
