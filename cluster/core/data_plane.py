@@ -42,7 +42,7 @@ from .effects import ExchangeComplete, Outbox
 from .messages import Versions
 from .migration import CONTROL_RETRANSMIT_MS, Emigration, MigrationConfig, Migrations
 from .partition_balance import effective_replication_factor, partition_table
-from .partition_version import ISOLATED, Version
+from .partition_version import ISOLATED, Version, version_ckey
 from .proxy import Proxies
 from .rebalance import ACTING_MASTER, CONTINGENT, PartitionPlan, balance_namespace, versions_by_pid
 from .records import LAST_UPDATE_TIME, apply_if_better
@@ -283,12 +283,19 @@ class DataPlane:
     def _emigrated(self, em: Emigration) -> None:
         state = self.partitions[em.namespace][em.pid]
         self.map_version += 1
-        if em.kind == ACTING_MASTER:  # hand-off: the final master serves from now on
-            state.working_master = state.replicas[0]
-            state.version = state.version._replace(master=False)
-        elif em.kind == CONTINGENT:
+        if em.kind == CONTINGENT:
             state.contingent_pending.discard(em.dst)
             self._maybe_all_done(em.namespace, em.pid, state)
+            return
+        if em.kind == ACTING_MASTER:  # hand-off: the final master serves from now on
+            state.working_master = state.replicas[0]
+        # Our copy is in the final master: join the merge's lineage (family 0), as a subset
+        # while the merge has yet to reach us or if we are no replica (Aerospike's
+        # emigrate_done_advance_non_master_version). Not before: a cluster change must
+        # still find a duplicate's records where the working master lacks them.
+        v = state.version
+        subset = v.subset or bool(state.immigrating) or self.node_id not in state.replicas
+        state.version = Version(version_ckey(self.cluster_key), 0, subset=subset, evade=v.evade)
 
     def _maybe_all_done(self, ns: str, pid: int, state: PartitionState) -> None:
         if not state.immigrating and not state.contingent_pending:

@@ -21,6 +21,10 @@ node sequence from `partition_balance` and every node's version of its copy:
    received all of them, emigrates to the other immigrating replicas ("contingent"
    migrations) and then tells the witnesses (non-replicas with data) that they may drop
    their copies (ALL_DONE).
+5. Versions while duplicates merge: copies keep their lineages apart under the new cluster
+   key (families, as Aerospike does), so a cluster change before the merge is done still
+   finds every copy the working master may lack; a copy joins the merge's lineage once its
+   migration to the final master is acknowledged (data_plane).
 """
 
 from collections.abc import Mapping, Sequence
@@ -90,6 +94,27 @@ def _duplicates(seq: Sequence[int], versions: Mapping[int, Version], wm: int) ->
     return tuple(sorted(dups, key=seq.index))
 
 
+def _prole_family(replicas: Sequence[int], versions: Mapping[int, Version], wm: int, self_id: int) -> int:
+    """A replica's family under the new cluster key while duplicates merge (find_family in
+    Aerospike's partition_balance.c).
+
+    Copies that shared a lineage still share one, and none joins the working master's
+    unless it was of it: a copy of another lineage may hold records the working master
+    lacks, and if the cluster changes before its duplicate migration is acknowledged
+    (data_plane adopts family 0 then), the next rebalance must still see it as a duplicate.
+    Family 0 is the working master's lineage when it is the final master; otherwise 0 is
+    the merge's, which no copy has yet, and 1 the acting master's."""
+    def key(node: int):
+        v = versions[node]
+        return node if v.family == FAMILY_UNIQUE else v.lineage  # a unique copy shares with nobody
+
+    families: list = [versions[wm].lineage] if wm == replicas[0] else [None, versions[wm].lineage]
+    for node in replicas[1:]:
+        if node != wm and versions[node].has_data and key(node) not in families:
+            families.append(key(node))
+    return min(families.index(key(self_id)), FAMILY_UNIQUE)
+
+
 def plan_partition(pid: int, seq: Sequence[int], rf: int, versions: Mapping[int, Version], cluster_key: int,
                    self_id: int) -> PartitionPlan:
     replicas = tuple(seq[:rf])
@@ -126,7 +151,12 @@ def plan_partition(pid: int, seq: Sequence[int], rf: int, versions: Mapping[int,
             emigrate.append((final_master, DUPLICATE))
 
     if self_id == wm:
-        version = Version(ckey, 0, master=True)
+        # family 0 is the lineage the merge ends in (the final master's): an acting master
+        # that is not the final master keeps its own copy apart as family 1 until handed off
+        version = Version(ckey, 1 if dups and wm != final_master else 0, master=True)
+    elif dups and pos > 0 and mine.has_data:
+        family = _prole_family(replicas, versions, wm, self_id)
+        version = Version(ckey, family, subset=mine.subset or family == 0, evade=mine.evade)
     elif self_id in immigrators:
         version = Version(ckey, 0, subset=True, evade=not mine.has_data)
     elif pos >= 0:

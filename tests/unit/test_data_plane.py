@@ -387,3 +387,26 @@ def test_final_master_serves_once_the_acting_master_copy_is_in_even_with_duplica
     assert plane.route(NS, 0, True) == (LOCAL, d)  # no proxy loop while c's duplicate is pending
     assert plane.partitions[NS][0].version.master
     assert plane.remaining(NS)[1] == 1
+
+
+def test_split_heal_interrupted_before_the_duplicate_migrated_still_merges_it():
+    # Seed 937 of the data simulator, on two nodes: the replica that is a duplicate took the
+    # newer write during the split; the heal's cluster changes before its duplicate
+    # migration is in. The final master must still receive that write.
+    net = Net(2, seed=11, policy=LAST_UPDATE_TIME)
+    net.exchange()
+    key = 1
+    pid = partition_id(key_digest(key, PARTITIONS))
+    fm, dup = next(iter(net.nodes.values())).plane.partitions[NS][pid].replicas
+    net.blocked = {(fm, dup), (dup, fm)}
+    net.exchange([fm])
+    net.exchange([dup])
+    net.write(key, delete=True, entry=fm)  # an older durable delete on the final master's side
+    net.run(50)
+    net.write(key, entry=dup)  # acked later (higher LUT) on the duplicate's side
+    net.settle()
+    net.exchange()  # the heal, broken up at once: nothing migrates
+    net.blocked = set()
+    net.exchange()
+    net.settle()
+    net.check_acked_readable()

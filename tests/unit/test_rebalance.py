@@ -176,6 +176,36 @@ def test_split_heal_final_master_is_working_master_waits_for_the_other_side():
     assert p[A].contingent_to == (B,)
 
 
+def test_a_duplicate_replica_stays_a_duplicate_if_the_cluster_changes_before_it_migrated():
+    # Seed 937 of the data simulator: B alone acked a write that A (final master) lacks.
+    # The heal's cluster breaks up before B's duplicate migration is in: the next
+    # rebalance, on the versions the first one set, must still merge B into A.
+    seq = (A, B, C)
+    first = plans(seq, 2, {A: master(OLD), B: master(OTHER), C: EMPTY}, ckey=NEW)
+    assert first[A].duplicates == (B,)
+    assert first[B].version.lineage != first[A].version.lineage
+    second = plans(seq, 2, {n: first[n].version for n in seq}, ckey=OTHER)
+    check_consistent(second)
+    assert second[A].duplicates == (B,)
+    assert second[B].emigrate_to == ((A, DUPLICATE),)
+
+
+def test_copies_keep_their_lineages_apart_while_duplicates_merge():
+    # final master D is empty; acting master A (OLD); B another full copy of OLD; C of OTHER
+    seq = (D, A, B, C)
+    p = plans(seq, 4, {A: master(OLD), B: replica(OLD), C: replica(OTHER), D: EMPTY})
+    check_consistent(p)
+    ckey = version_ckey(NEW)
+    assert p[A].duplicates == (C,)
+    assert p[D].version == Version(ckey, 0, subset=True, evade=True)  # family 0: the merge's
+    assert p[A].version == Version(ckey, 1, master=True)  # the acting master's lineage
+    assert p[B].version == Version(ckey, 1)  # a full copy of it
+    assert p[C].version == Version(ckey, 2)  # the duplicate: its own family
+    with_final_master = plans(seq[1:], 3, {A: master(OLD), B: replica(OLD), C: replica(OTHER)})
+    assert with_final_master[B].version == Version(ckey, 0, subset=True)  # will lack the merged records
+    assert with_final_master[C].version == Version(ckey, 1)
+
+
 def test_subsets_without_a_full_copy_are_all_duplicates():
     seq = (A, B, C, D)
     sub = Version(OTHER, 0, subset=True)
