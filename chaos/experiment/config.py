@@ -12,8 +12,10 @@ declares every key it wants overridable.
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from chaos.safety import MODES as SAFETY_MODES
+
 REPO = Path(__file__).resolve().parents[2]
-BACKENDS = ("local",)  # the embedded LocalCluster; `hosts` points at any other cluster
+BACKENDS = ("local", "docker")  # the embedded LocalCluster or DockerCluster; `hosts` points at any other cluster
 LINKS = ("direct", "proxied")
 CONFLICT_POLICIES = ("generation", "last-update-time")
 
@@ -38,6 +40,7 @@ class Settings:
     load_recordcount: int = 1000
     safety_keys: int = 200
     safety_rate: float = 100.0
+    safety_mode: str = "smart"  # or "pinned": a safety client per node (chaos.safety)
     settle_timeout_s: float = 60.0
     max_run_s: float = 900.0  # load and safety workload stop by themselves after this
     results_dir: str = "results"  # relative: to the repository root, wherever chaos runs
@@ -111,6 +114,8 @@ def settings_from(configuration: dict | None, declared: dict | None = None) -> S
         (1 <= settings.rf, f"rf: at least 1, got {settings.rf}"),
         (settings.load_users >= 1, f"load_users: at least 1, got {settings.load_users}"),
         (settings.safety_keys >= 4, f"safety_keys: at least 4, got {settings.safety_keys}"),
+        (settings.safety_mode in SAFETY_MODES,
+         f"safety_mode: one of {', '.join(SAFETY_MODES)}, got {settings.safety_mode!r}"),
     ]
     for ok, message in checks:
         if not ok:

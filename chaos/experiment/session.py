@@ -133,18 +133,21 @@ class Run:
         self.recorder = Recorder(self.nodes, self.folder.path, NAMESPACE, failures_csv=self.load.failures_csv,
                                  load_dir=self.folder.load_dir).start()
         self.safety = SafetyWorkload(self.hosts, NAMESPACE, keys=s.safety_keys, rate=s.safety_rate,
-                                     max_duration=s.max_run_s, seed=s.seed).start()
+                                     max_duration=s.max_run_s, seed=s.seed, mode=s.safety_mode).start()
         self.load.start()
         self.quiet_since = time.time()
         logger.info(f"Load running: YCSB workload {s.load_workload}, {s.load_users} users, "
-                    f"safety workload on {s.safety_keys} keys")
+                    f"safety workload ({s.safety_mode}) on {s.safety_keys} keys")
 
     def _start_cluster(self) -> None:
         s = self.settings
         self._work_dir = Path(tempfile.mkdtemp(prefix=f"refcluster-{self.name}-"))
         links = {"links": "proxied", "toxiproxy_url": s.toxiproxy_url or None} if s.links == "proxied" else {}
-        self.cluster = LocalCluster(nodes=s.nodes, rf=s.rf, racks=s.racks, run_dir=self._work_dir,
-                                    settings=s.node_settings(), **links)
+        kind = LocalCluster
+        if s.backend == "docker":  # node containers (docs/docker.md), same arguments
+            from cluster.deploy.docker_cluster import DockerCluster as kind
+        self.cluster = kind(nodes=s.nodes, rf=s.rf, racks=s.racks, run_dir=self._work_dir,
+                            settings=s.node_settings(), **links)
         logger.info(f"Starting the embedded cluster: {s.nodes} nodes, {s.racks} rack(s), rf {s.rf}")
         try:
             self.cluster.start()
