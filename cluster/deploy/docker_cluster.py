@@ -13,6 +13,14 @@ address, so a client on the host (the official client with use_services_alternat
 every node through the published ports. Data lives on a named volume per node, which
 survives kill/stop/start and is emptied by restart(wipe=True).
 
+With `links="proxied"` our refproxy runs in a container of its own on the cluster network
+(address .5, API on :8474) and every node-to-node heartbeat and fabric link, in each
+direction, and every client link goes through its own named proxy there, as with
+LocalCluster(links="proxied") (cluster.deploy.links): the nodes dial through it by
+`network.<channel>.dial-via` and advertise their client proxy as alternate access address,
+so latency and bandwidth faults work on this backend too. The host reaches the proxy
+container's address directly (a bridge of this host), nothing is published for it.
+
 Containers, the network and the volumes carry the label io.refcluster=<cluster id> plus who
 owns them (a run directory, or a live process): `stop()` removes them, and `gc()` (`refcluster
 gc`) removes whatever a crashed runner left.
@@ -32,10 +40,13 @@ import docker.errors
 import psutil
 
 from cluster.deploy.docker_image import LABEL, ensure_image
+from cluster.deploy.links import client_link_name, link_name
 from cluster.deploy.local import info_request
 from cluster.deploy.local_cluster import PORT_STRIDE, STATE_FILE, LocalCluster, NodeSpec
 
 SERVICE, FABRIC, HEARTBEAT = 3000, 3001, 3002
+PORTS = {"heartbeat": HEARTBEAT, "fabric": FABRIC}
+PROXY_HOST_NUMBER, PROXY_API = 5, 8474  # the refproxy container: .5 on the cluster's subnet
 SUBNETS = ipaddress.ip_network("10.213.0.0/16")  # one /24 per cluster, picked among the free ones
 OWNER = f"{LABEL}.owner"  # "pid:<pid>:<start time>" (dies with that process) or "dir:<run dir>"
 
@@ -76,7 +87,7 @@ class DockerNode:
     def settings(self) -> list[str]:
         c = self.cluster
         return [f"namespaces.test.replication-factor={c.rf}", f"namespaces.test.rack-id={self.spec.rack}",
-                *c.settings]
+                *c.dial_via(self.spec), *c.settings]
 
     def create(self) -> None:
         api, c = self.cluster.docker.api, self.cluster
@@ -92,7 +103,7 @@ class DockerNode:
             c.image, name=self.name, hostname=self.spec.name, labels=labels, host_config=host_config,
             networking_config=networking, ports=[SERVICE],
             environment={"REFNODE_ADDRESS": self.ip, "REFNODE_SEEDS": ",".join(c.seed_addresses),
-                         "REFNODE_ALTERNATE": f"127.0.0.1:{self.port}",
+                         "REFNODE_ALTERNATE": c.alternate(self.spec),
                          "REFNODE_SET": " ".join(self.settings())},
         )
 
@@ -177,9 +188,12 @@ class DockerNode:
 class DockerCluster(LocalCluster):
     def __init__(self, nodes: int = 3, rf: int = 2, racks: int = 1, run_dir: str | Path | None = None,
                  settings: list[str] = (), base_port: int | None = None, detached: bool = False,
-                 image: str | None = None, cluster_id: str | None = None, subnet: str | None = None):
+                 image: str | None = None, cluster_id: str | None = None, subnet: str | None = None,
+                 links: str = "direct", toxiproxy_url: str | None = None):
+        if toxiproxy_url:
+            raise ValueError("the Docker backend runs its own refproxy container; toxiproxy_url is for LocalCluster")
         super().__init__(nodes, rf, racks, run_dir=run_dir, settings=settings, base_port=base_port,
-                         detached=detached)
+                         detached=detached, links=links)
         self.docker = _client()
         self.cluster_id = cluster_id or secrets.token_hex(4)
         self.network_name = f"refcluster-{self.cluster_id}"
@@ -210,9 +224,61 @@ class DockerCluster(LocalCluster):
         return {"hosts": self.seeds()[:seeds], "use_services_alternate": True}
 
     def network_faults(self, faults):
-        """The fault API's network backend for this cluster (cluster.deploy.faults)."""
+        """The fault API's network backend for this cluster (cluster.deploy.faults): toxics
+        on the proxy container's proxies, or iptables inside the node containers."""
+        if self.links == "proxied":
+            from cluster.deploy.links import ProxiedLinks
+            return ProxiedLinks(faults)
         from cluster.deploy.docker_faults import ContainerIptables
         return ContainerIptables(faults)
+
+    # -- proxied links: the refproxy container ----------------------------------------------
+
+    @property
+    def proxy_ip(self) -> str:
+        return str(self.subnet.network_address + PROXY_HOST_NUMBER)
+
+    def seeds(self) -> list[tuple[str, int]]:
+        if self.links == "proxied":
+            return [(self.proxy_ip, self.proxy_ports[client_link_name(s.name)]) for s in self.specs]
+        return self.direct_seeds()
+
+    def alternate(self, spec: NodeSpec) -> str:
+        """Where the host's clients reach `spec`: its client proxy, or its published port."""
+        if self.links == "proxied":
+            return f"{self.proxy_ip}:{self.proxy_ports[client_link_name(spec.name)]}"
+        return f"127.0.0.1:{spec.port}"
+
+    def dial_via(self, spec: NodeSpec) -> list[str]:
+        if self.links != "proxied":
+            return []
+        return [f"network.{channel}.dial-via=" + ",".join(
+                f"{self.ip(peer)}:{port}>{self.proxy_ip}:{self.proxy_ports[link_name(spec.name, peer.name, channel)]}"
+                for peer in self.specs if peer.name != spec.name) for channel, port in PORTS.items()]
+
+    def _start_links(self, specs: list[NodeSpec]) -> None:
+        if self.links != "proxied":
+            return
+        api, c = self.docker.api, self
+        host_config = api.create_host_config()
+        networking = api.create_networking_config({c.network_name: api.create_endpoint_config(ipv4_address=c.proxy_ip)})
+        container = api.create_container(
+            c.image, name=f"{c.network_name}-refproxy", hostname="refproxy", labels=c.labels(role="refproxy"),
+            host_config=host_config, networking_config=networking,
+            entrypoint=["python", "-m", "chaos.proxy", "-host", "0.0.0.0", "-port", str(PROXY_API), "-proxy-metrics"])
+        api.start(container)
+        self.toxiproxy_url = f"http://{c.proxy_ip}:{PROXY_API}"
+        api_client = self.proxy_api()
+        self.wait_for(lambda: _answers(api_client), 30, "the refproxy container's API")
+        wanted = {client_link_name(s.name): f"{self.ip(s)}:{SERVICE}" for s in specs}
+        wanted |= {link_name(src.name, dst.name, channel): f"{self.ip(dst)}:{port}"
+                   for dst in specs for src in self.specs if src.name != dst.name for channel, port in PORTS.items()}
+        made = api_client.populate([{"name": name, "upstream": upstream, "listen": f"{c.proxy_ip}:0", "enabled": True}
+                                    for name, upstream in wanted.items()])
+        self.proxy_ports.update({p.name: p.port for p in made})
+
+    def _stop_links(self) -> None:
+        self.proxy_ports = {}  # the proxy container goes with the cluster's other containers
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -257,7 +323,8 @@ class DockerCluster(LocalCluster):
     # -- state file, so separate `refcluster` invocations find the containers -------------------
 
     def save(self) -> None:
-        state = {"backend": "docker", "cluster_id": self.cluster_id, "image": self.image,
+        state = {"backend": "docker", "cluster_id": self.cluster_id, "image": self.image, "links": self.links,
+                 "toxiproxy_url": self.toxiproxy_url, "proxy_ports": self.proxy_ports,
                  "subnet": str(self.subnet), "rf": self.rf, "racks": self.racks, "settings": self.settings,
                  "base_port": self.base_port, "seeds": len(self.seed_ports),
                  "nodes": [{"name": s.name, "port": s.port, "rack": s.rack} for s in self.specs]}
@@ -267,11 +334,21 @@ class DockerCluster(LocalCluster):
     def from_state(cls, run_dir: str | Path, state: dict) -> DockerCluster:
         cluster = cls(nodes=len(state["nodes"]), rf=state["rf"], racks=state["racks"], run_dir=run_dir,
                       settings=state["settings"], base_port=state["base_port"], detached=True,
-                      image=state["image"], cluster_id=state["cluster_id"], subnet=state["subnet"])
+                      image=state["image"], cluster_id=state["cluster_id"], subnet=state["subnet"],
+                      links=state.get("links", "direct"))
+        cluster.toxiproxy_url, cluster.proxy_ports = state.get("toxiproxy_url"), state.get("proxy_ports", {})
         cluster.specs = [NodeSpec(n["name"], n["port"], n["rack"]) for n in state["nodes"]]
         cluster.seed_ports = [s.port + 2 for s in cluster.specs[:state["seeds"]]]
         cluster.nodes = {spec.name: cluster._node(spec) for spec in cluster.specs}
         return cluster
+
+
+def _answers(api) -> bool:
+    try:
+        api.version()
+        return True
+    except OSError:
+        return False
 
 
 def load(run_dir: str | Path) -> LocalCluster:

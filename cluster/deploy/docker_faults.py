@@ -62,7 +62,7 @@ class ContainerIptables:
 
     def toxic(self, *args, **kwargs):
         from cluster.deploy.faults import FaultError
-        raise FaultError("latency and bandwidth faults need a fault proxy, which the Docker backend lacks so far")
+        raise FaultError("latency and bandwidth faults need links='proxied' (the refproxy container)")
 
     client_toxic = toxic
 
