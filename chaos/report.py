@@ -92,14 +92,19 @@ def during(timeline: pd.DataFrame, fault: Fault) -> pd.DataFrame:
 
 def headline(timeline: pd.DataFrame, fault: Fault, horizon: float = math.inf,
              safety: dict | None = None) -> dict:
+    """The fault's numbers. Full replication is judged while the fault lasts (the cluster
+    restoring the replication factor without what the fault took); `rebalance_s` from its
+    end (the rack back, the split healed) until the cluster is whole again."""
     rows = during(timeline, fault)
     p99 = rows[[c for c in rows.columns if c.endswith(".p99_ms") and "intended" not in c]]
     worst = p99.max().max() if not p99.empty else math.nan
+    returned = Fault("return", fault.targets, fault.end) if fault.end is not None else None
     return {
         "kind": fault.kind, "targets": " ".join(fault.targets), "start": fault.start, "end": fault.end,
         "detect_s": time_to_detect(timeline, fault),
         "reform_s": time_to_reform(timeline, fault),
-        "full_replication_s": time_to_full_replication(timeline, fault, horizon),
+        "full_replication_s": time_to_full_replication(timeline, fault, min(horizon, fault.end_or(math.inf))),
+        "rebalance_s": time_to_full_replication(timeline, returned, horizon) if returned else None,
         "worst_p99_ms": None if pd.isna(worst) else float(worst),
         "errors": int(rows["errors"].sum()) if "errors" in rows else None,
         "ops": int(rows["ops"].sum()) if "ops" in rows else None,
@@ -131,7 +136,8 @@ def summary_text(run: RunFolder) -> str:
         lines += [
             f"fault {h['kind']} {h['targets']} at {h['start']:.1f} for {lasted}",
             f"  detect {_seconds(h['detect_s'])}, re-form {_seconds(h['reform_s'])}, "
-            f"full replication {_seconds(h['full_replication_s'])}",
+            f"full replication {_seconds(h['full_replication_s'])} (while it lasted), "
+            f"rebalanced {_seconds(h['rebalance_s'])} after it ended",
             f"  worst p99 {p99}, errors {h['errors']} of {h['ops']} ops",
         ]
     safety = run.safety()

@@ -40,17 +40,25 @@ def timeline() -> pd.DataFrame:
 
 
 def test_headline_numbers_from_the_timeline():
-    h = headline(timeline(), Fault("kill", ("n3",), 102.5, 106.5), safety={"counts": {"lost": 3}})
+    h = headline(timeline(), Fault("kill", ("n3",), 102.5, 108.5), safety={"counts": {"lost": 3}})
     assert h["detect_s"] == 1.55  # 104.05: n1 reports 2 (n2, orphaned, 0)
     assert h["reform_s"] == 2.55  # 105.05: both on key B, size 2 = nodes up
-    assert h["full_replication_s"] == 7.55  # 110.05: after the blip at 109, for good
-    assert h["worst_p99_ms"] == 1000.0 and h["errors"] == 112  # seconds 103..107 overlap [102.5, 106.5]
+    assert h["full_replication_s"] == 4.55  # 107.05, while n3 was still away
+    assert h["rebalance_s"] == 1.55  # from its return at 108.5: 110.05, after the blip at 109, for good
+    assert h["worst_p99_ms"] == 1000.0 and h["errors"] == 112  # seconds 103..109 overlap [102.5, 108.5]
     assert h["writes_lost"] == 3
 
 
+def test_full_replication_counts_only_while_the_fault_lasts():
+    h = headline(timeline(), Fault("kill", ("n3",), 102.5, 106.5))
+    assert h["full_replication_s"] is None  # migrations still ran when n3 returned at 106.5
+    assert h["rebalance_s"] == 3.55  # 110.05
+
+
 def test_full_replication_is_measured_up_to_the_next_fault():
-    h = headline(timeline(), Fault("kill", ("n3",), 102.5, 106.5), horizon=109.0)
+    h = headline(timeline(), Fault("kill", ("n3",), 102.5, None), horizon=109.0)
     assert h["full_replication_s"] == 4.55  # 107.05: the blip belongs to the next fault
+    assert h["rebalance_s"] is None  # it never ended
 
 
 def test_a_fault_nobody_noticed_has_no_detection_and_no_reform():
