@@ -46,6 +46,7 @@ from cluster.deploy.local_cluster import PORT_STRIDE, STATE_FILE, LocalCluster, 
 
 SERVICE, FABRIC, HEARTBEAT = 3000, 3001, 3002
 PORTS = {"heartbeat": HEARTBEAT, "fabric": FABRIC}
+METRICS = 9145  # each node's /metrics in its container (dashboards/prometheus.yml, job refcluster-docker)
 PROXY_HOST_NUMBER, PROXY_API = 5, 8474  # the refproxy container: .5 on the cluster's subnet
 SUBNETS = ipaddress.ip_network("10.213.0.0/16")  # one /24 per cluster, picked among the free ones
 OWNER = f"{LABEL}.owner"  # "pid:<pid>:<start time>" (dies with that process) or "dir:<run dir>"
@@ -87,6 +88,7 @@ class DockerNode:
     def settings(self) -> list[str]:
         c = self.cluster
         return [f"namespaces.test.replication-factor={c.rf}", f"namespaces.test.rack-id={self.spec.rack}",
+                f"network.metrics.address={self.ip}", f"network.metrics.port={METRICS}",
                 *c.dial_via(self.spec), *c.settings]
 
     def create(self) -> None:
@@ -220,6 +222,9 @@ class DockerCluster(LocalCluster):
     def _node(self, spec: NodeSpec) -> DockerNode:
         return DockerNode(self, spec, self.ip(spec))
 
+    def metrics_target(self, spec: NodeSpec) -> str:
+        return f"{self.ip(spec)}:{METRICS}"  # the container's address: this host reaches it
+
     def client_config(self, seeds: int | None = None) -> dict:
         return {"hosts": self.seeds()[:seeds], "use_services_alternate": True}
 
@@ -329,6 +334,7 @@ class DockerCluster(LocalCluster):
                  "base_port": self.base_port, "seeds": len(self.seed_ports),
                  "nodes": [{"name": s.name, "port": s.port, "rack": s.rack} for s in self.specs]}
         (self.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+        self.write_prometheus_targets()
 
     @classmethod
     def from_state(cls, run_dir: str | Path, state: dict) -> DockerCluster:

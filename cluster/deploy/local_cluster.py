@@ -311,8 +311,7 @@ class LocalCluster:
     def write_prometheus_targets(self) -> None:
         """Prometheus file-based service discovery: every node's /metrics, and our refproxy's.
         Replaced atomically, as Prometheus re-reads the file whenever it changes."""
-        groups = [{"targets": [f"{self.host(s.port)}:{s.port + METRICS_OFFSET}"], "labels": {"node": s.name, "role": "node"}}
-                  for s in self.specs]
+        groups = [{"targets": [self.metrics_target(s)], "labels": {"node": s.name, "role": "node"}} for s in self.specs]
         if self.own_proxy_server and self.toxiproxy_url:  # started with -proxy-metrics
             groups.append({"targets": [self.toxiproxy_url.split("://", 1)[-1]], "labels": {"role": "refproxy"}})
         path = self.run_dir / PROMETHEUS_TARGETS
@@ -320,6 +319,10 @@ class LocalCluster:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(groups, indent=1))
         os.replace(tmp, path)
+
+    def metrics_target(self, spec: NodeSpec) -> str:
+        """Where Prometheus scrapes `spec`'s /metrics (a backend's own: DockerCluster)."""
+        return f"{self.host(spec.port)}:{spec.port + METRICS_OFFSET}"
 
     @classmethod
     def load(cls, run_dir: str | Path) -> "LocalCluster":

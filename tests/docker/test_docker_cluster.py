@@ -3,8 +3,10 @@ works through the published ports, and process and network faults (docker kill, 
 pause, iptables inside the containers) do what they do on the local backend, losing no
 acknowledged write at RF 2."""
 
+import json
 import threading
 import time
+import urllib.request
 
 import aerospike
 import pytest
@@ -54,6 +56,12 @@ def test_three_containers_form_a_cluster_and_serve_the_official_client(docker_cl
     container = dc.docker.containers.get(dc.nodes["n1"].name)
     assert container.attrs["Config"]["User"] == "refnode"
     assert dc.nodes["n1"].ip in dc.nodes["n2"].info("peers-clear-std")
+    # Prometheus file_sd targets (dashboards/prometheus.yml, job refcluster-docker): the
+    # containers' /metrics, which this host reaches at their addresses
+    targets = json.loads((dc.run_dir / "prometheus" / "targets.json").read_text())
+    assert [t["targets"] for t in targets] == [[f"{dc.nodes[n].ip}:9145"] for n in ("n1", "n2", "n3")]
+    with urllib.request.urlopen(f"http://{targets[0]['targets'][0]}/metrics", timeout=5) as response:
+        assert b"aerospike_node_up" in response.read()
 
 
 class Writer(threading.Thread):
