@@ -37,7 +37,8 @@ from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global st
 from chaos.report import time_to_detect, time_to_full_replication, time_to_reform
 from chaos.results import Fault, RunFolder
 
-SWEEPS = Path(__file__).resolve().parents[1] / "results" / "sweeps"  # where python -m chaos.sweep puts them
+REPO = Path(__file__).resolve().parents[1]
+SWEEPS = REPO / "results" / "sweeps"  # where python -m chaos.sweep puts them
 
 METRICS = [
     "detect_s", "reform_s", "full_replication_s", "rebalance_s", "below_rf_s", "single_copy_s", "below_rf_max",
@@ -139,8 +140,15 @@ class Sweep:
         return RunFolder(self.path / row["run_folder"])
 
 
-def load_sweep(path: str | Path) -> Sweep:
+def resolve(path: str | Path) -> Path:
+    """A relative path from the repository root when it is not one from here: a notebook's
+    kernel runs in notebooks/, the user typed the path from the root."""
     path = Path(path)
+    return path if path.is_absolute() or path.exists() else REPO / path
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    path = resolve(path)
     spec = json.loads((path / "sweep.json").read_text())
     index = pd.read_csv(path / "index.csv", dtype=str, keep_default_na=False)
     return Sweep(path, spec, index)
