@@ -183,15 +183,19 @@ def per_run(sweep: Sweep) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run_id", "repetition", "setting", *sweep.keys, *METRICS])
 
 
+RECOVERY_TIMES = ["full_replication_s", "rebalance_s"]  # fault -> full RF (rack down), return -> rebalanced
+
+
 def per_setting(runs: pd.DataFrame) -> pd.DataFrame:
     """Means over the repetitions of each setting (a metric None in every repetition: NaN),
-    with ``runs`` and the range of rebalance_s across them."""
+    with ``runs`` and the range of the two recovery times across them (``<time>_min/_max``)."""
     metrics = runs[["setting", *METRICS]].astype({m: float for m in METRICS})
     grouped = metrics.groupby("setting", sort=False)
     table = grouped[METRICS].mean()
     table.insert(0, "runs", grouped.size())
-    table["rebalance_s_min"] = grouped["rebalance_s"].min()
-    table["rebalance_s_max"] = grouped["rebalance_s"].max()
+    for time in RECOVERY_TIMES:
+        table[f"{time}_min"] = grouped[time].min()
+        table[f"{time}_max"] = grouped[time].max()
     return table
 
 
@@ -214,25 +218,26 @@ CLAIM = ("Temporarily slowing transactions heals the cluster more quickly. If yo
          "transactional speed and volume, the cluster rebalances more slowly.")
 
 
-def claim_check(table: pd.DataFrame) -> dict:
-    """The seeds' claim against a per_setting table: the setting that rebalanced fastest
-    should cost clients more p99 than the slowest one. ``verdict``: holds, contradicted, or
-    inconclusive when either of the two has fewer than two repetitions, when their rebalance
-    times overlap across repetitions, or with fewer than two settings with both numbers."""
-    known = table.dropna(subset=["rebalance_s", "p99_cost_ms"])
+def claim_check(table: pd.DataFrame, time: str = "rebalance_s") -> dict:
+    """The seeds' claim against a per_setting table: the setting that recovered fastest
+    (``time``: one of RECOVERY_TIMES) should cost clients more p99 than the slowest one.
+    ``verdict``: holds, contradicted, or inconclusive when either of the two has fewer than
+    two repetitions, when their times overlap across repetitions, or with fewer than two
+    settings with both numbers."""
+    known = table.dropna(subset=[time, "p99_cost_ms"])
     if len(known) < 2:
-        return {"verdict": "inconclusive", "text": "fewer than two settings with a rebalance time and a p99 cost"}
-    fast, slow = known["rebalance_s"].idxmin(), known["rebalance_s"].idxmax()
+        return {"verdict": "inconclusive", "text": f"{time}: fewer than two settings with it and a p99 cost"}
+    fast, slow = known[time].idxmin(), known[time].idxmax()
     f, s = known.loc[fast], known.loc[slow]
-    rank_corr = float(known["rebalance_s"].rank().corr(known["p99_cost_ms"].rank()))
-    if min(f["runs"], s["runs"]) < 2 or f["rebalance_s_max"] >= s["rebalance_s_min"]:
+    rank_corr = float(known[time].rank().corr(known["p99_cost_ms"].rank()))
+    if min(f["runs"], s["runs"]) < 2 or f[f"{time}_max"] >= s[f"{time}_min"]:
         verdict = "inconclusive"  # one repetition measures no noise; overlapping ranges are within it
     else:
         verdict = "holds" if f["p99_cost_ms"] > s["p99_cost_ms"] else "contradicted"
-    text = (f"fastest rebalance: {fast} ({f['rebalance_s']:.1f} s, p99 +{f['p99_cost_ms']:.1f} ms while migrating); "
-            f"slowest: {slow} ({s['rebalance_s']:.1f} s, p99 +{s['p99_cost_ms']:.1f} ms); "
-            f"rank correlation rebalance time vs p99 cost {rank_corr:+.2f} (a trade-off is negative): "
-            f"the claim {verdict}" + (" (repetitions too few or too spread to tell)" if verdict == "inconclusive" else ""))
+    text = (f"{time}: fastest {fast} ({f[time]:.1f} s, p99 +{f['p99_cost_ms']:.1f} ms while migrating); "
+            f"slowest {slow} ({s[time]:.1f} s, p99 +{s['p99_cost_ms']:.1f} ms); "
+            f"rank correlation time vs p99 cost {rank_corr:+.2f} (a trade-off is negative): the claim {verdict}"
+            + (" (repetitions too few or too spread to tell)" if verdict == "inconclusive" else ""))
     return {"verdict": verdict, "fastest": fast, "slowest": slow, "rank_correlation": rank_corr, "text": text}
 
 

@@ -111,6 +111,9 @@ def test_per_setting_means_and_the_claim(tmp_path):
     overlap = table.assign(rebalance_s_max=[9.0, 9.0])
     assert analysis.claim_check(overlap)["verdict"] == "inconclusive"
     assert analysis.claim_check(table.assign(runs=[1, 1]))["verdict"] == "inconclusive"
+    # while the rack is down both settings recovered alike (the same timelines before the return)
+    assert table["full_replication_s_min"].tolist() == table["full_replication_s_max"].tolist()
+    assert analysis.claim_check(table, "full_replication_s")["verdict"] == "inconclusive"
 
 
 def test_figures_draw_the_tables_numbers(tmp_path):

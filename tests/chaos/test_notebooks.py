@@ -106,8 +106,9 @@ def test_rebalance_settings_notebook_on_the_sweep(tmp_path_factory, monkeypatch,
         assert per_setting.loc[shown["setting"], "rebalance_s"] == shown["rebalance_s"]
     points = [value for point in figures["tradeoff"] for value in point]
     assert points == pytest.approx(per_setting[["rebalance_s", "p99_cost_ms"]].to_numpy().ravel().tolist(), abs=0.006)
-    claim = next(t for t in outputs(nb) if t.startswith("fastest rebalance:"))
-    assert claim.rstrip().endswith("the claim inconclusive (repetitions too few or too spread to tell)")
+    claims = next(t for t in outputs(nb) if t.startswith("rebalance_s: fastest")).splitlines()
+    assert [c.split(":")[0] for c in claims] == ["rebalance_s", "full_replication_s"]
+    assert all(c.endswith("the claim inconclusive (repetitions too few or too spread to tell)") for c in claims)
 
     html, _ = HTMLExporter().from_notebook_node(nb)
     (tmp_path / "rebalance_settings.html").write_text(html)
