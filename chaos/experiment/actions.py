@@ -20,7 +20,7 @@ from cluster.wire.result_codes import AerospikeError
 from . import session
 
 __all__ = ["kill_node", "restart_node", "pause_node", "kill_rack", "restart_rack", "hold", "restore",
-           "partition", "heal", "slow_links", "fill_devices", "free_space"]
+           "partition", "heal", "slow_links", "fill_devices", "free_space", "stop_safety_writes"]
 
 
 @contextmanager
@@ -132,14 +132,19 @@ def heal() -> list[dict]:
         return [_window(window) for window in faults.heal()]
 
 
+def stop_safety_writes() -> int:
+    """Stop the safety workload's writes (its reads go on; chaos.safety stop_writes): before a
+    heal, so that the final read-back sees what the heal kept. The writes acknowledged so far."""
+    return session.current().safety.stop_writes()
+
+
 def slow_links(node: str, ms: int, jitter: int = 0, channel: str = "fabric", outgoing_only: bool = False) -> list[dict]:
     """Delay the messages on ``channel`` (fabric: replica writes, their acks, migrations)
     between ``node`` and each other node by ``ms`` (± ``jitter``), both ways unless
-    ``outgoing_only``; one latency window per peer."""
+    ``outgoing_only``; one latency window for all those links (targets: ``node``, then its peers)."""
     with _fault() as faults:
         peers = [name for name in faults.cluster.nodes if name != node]
-        return [_window(faults.latency(node, peer, ms, jitter, channels=[channel], one_way=outgoing_only))
-                for peer in peers]
+        return [_window(faults.latency(node, peers, ms, jitter, channels=[channel], one_way=outgoing_only))]
 
 
 def _stop_writes() -> dict[str, bool]:
@@ -165,8 +170,8 @@ def fill_devices(record_kib: int = 64, timeout_s: float = 60.0) -> dict:
     run = session.current()
     if id(run) in _fills:
         raise ActivityFailed("the devices are already being filled; free_space first")
-    window = FaultWindow("fill", tuple(sorted(_stop_writes())), time.time())
-    run.folder.add_fault(window)
+    with _fault() as faults:  # recorded by the fault API, so that the probes see a fault in force
+        window = faults.record("fill", sorted(_stop_writes()))
     client = Client({"hosts": run.hosts}).connect()
     payload, codes, attempted = bytes(record_kib * 1024), {}, 0
     deadline = time.monotonic() + timeout_s
@@ -214,8 +219,8 @@ def free_space(timeout_s: float = 60.0) -> dict:
         if time.monotonic() >= deadline:
             raise ActivityFailed(f"still in stop-writes {timeout_s} s after the deletes: {_stop_writes()}")
         time.sleep(0.2)
-    window.end = time.time()
-    run.folder.add_fault(window)
+    with _fault() as faults:
+        faults.end(window)
     if failed:
         raise ActivityFailed(f"deletes failed with result codes {failed}")
     return {"deleted": deleted, "seconds": round(window.end - window.start, 1)}

@@ -254,31 +254,27 @@ def each_node_serves(keys: int = 10) -> dict[str, int]:
 
 
 def acknowledged_writes_discarded() -> int:
-    """After the method: acknowledged writes of the safety workload that the final state lost,
-    counting on each lost key every acknowledged write issued after the value that survived
-    (what a heal's conflict resolution discarded). Recorded in safety.json as ``discarded``
-    and printed with the summary; reported, not judged."""
+    """After the method: acknowledged writes of the safety workload that the final state lost
+    (safety.json counts.discarded: on each lost key, the acknowledged writes the surviving value
+    precedes, chaos.safety), i.e. what a heal's conflict resolution discarded. Recorded in
+    safety.json as ``discarded``, with the acknowledged writes issued during the fault windows
+    (the split), and printed with the summary; reported, not judged."""
     run = session.current()
     if not run.method_ended:
         return 0
     verdict = _verdict()
-    history: dict[int, list] = {}
-    for op in sorted(run.safety.history, key=lambda op: op.start):
-        if op.kind == "write":
-            history.setdefault(op.key, []).append(op)
-    discarded = 0
-    for entry in verdict["lost"]:
-        ops = history[entry["key"]]
-        values = [op.value for op in ops]
-        survived = values.index(entry["final_value"]) if entry["final_value"] in values else -1
-        discarded += sum(op.outcome == "ok" for op in ops[survived + 1:])
-    acknowledged = verdict["counts"]["writes"]["ok"]
+    discarded, acknowledged = verdict["counts"]["discarded"], verdict["counts"]["writes"]["ok"]
+    windows = [(f.start, f.end if f.end is not None else float("inf")) for f in run.folder.faults()]
+    during = sum(op.kind == "write" and op.outcome == "ok" and any(a <= op.start < b for a, b in windows)
+                 for op in run.safety.history)
     policy = verdict.get("policy", {}).get("namespace_config", {}).get("conflict-resolution-policy")
     verdict["discarded"] = {"acknowledged_writes_discarded": discarded, "acknowledged_writes": acknowledged,
-                            "keys_lost": verdict["counts"]["lost"], "conflict_resolution_policy": policy}
+                            "acknowledged_during_faults": during, "keys_lost": verdict["counts"]["lost"],
+                            "conflict_resolution_policy": policy, "safety_mode": run.safety.mode}
     run.folder.write_safety(verdict)
     note = (f"acknowledged writes the heal discarded: {discarded} of {acknowledged} "
-            f"(on {verdict['counts']['lost']} keys; conflict-resolution-policy {policy})")
+            f"({during} acknowledged during the faults; on {verdict['counts']['lost']} keys; "
+            f"safety mode {run.safety.mode}; conflict-resolution-policy {policy})")
     if note not in run.notes:
         run.notes.append(note)
     return discarded

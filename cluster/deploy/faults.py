@@ -137,6 +137,12 @@ class Faults:
         if errors:
             raise RuntimeError(f"could not fully undo {window.kind} {','.join(window.targets)}: {'; '.join(errors)}")
 
+    def record(self, kind: str, targets: Iterable[str]) -> FaultWindow:
+        """Record a fault made outside this API (e.g. devices filled by a workload's writes):
+        a window `active()` and `on_window` see, with nothing to undo; `end(window)` ends it."""
+        with self._lock:
+            return self._open(kind, targets, [])
+
     def end(self, window: FaultWindow) -> None:
         """End one fault (e.g. one of two latencies) and leave the others."""
         with self._lock:
@@ -313,29 +319,29 @@ class Faults:
             self._check_up()
             return self._links.block(self, "cut", [src, dst], [(src, dst)], mode, both_ways=False)
 
-    def latency(self, a: str, b: str, ms: int, jitter: int = 0, *, channels: Sequence[str] = CHANNELS,
-                one_way: bool = False) -> FaultWindow:
-        """Delay every message between `a` and `b` by `ms` (± `jitter`) on the given channels
-        (heartbeat, fabric), both ways unless `one_way` (then only a -> b)."""
+    def latency(self, a: str, b: str | Sequence[str], ms: int, jitter: int = 0, *,
+                channels: Sequence[str] = CHANNELS, one_way: bool = False) -> FaultWindow:
+        """Delay every message between `a` and `b` (a node, or several: one window for all
+        those links, targets `a` then each of them) by `ms` (± `jitter`) on the given
+        channels (heartbeat, fabric), both ways unless `one_way` (then only a -> b)."""
         with self._lock:
-            self._check_pair(a, b)
-            self._check_channels(channels)
+            peers = self._check_links(a, b, channels)
             if ms < 0 or jitter < 0:
                 raise FaultError("latency and jitter must be >= 0 ms")
             self._check_up()
-            return self._links.toxic(self, "latency", [a, b], [(a, b)] if one_way else [(a, b), (b, a)], channels,
+            return self._links.toxic(self, "latency", [a, *peers], _link_pairs(a, peers, one_way), channels,
                                      "latency", {"latency": int(ms), "jitter": int(jitter)})
 
-    def bandwidth(self, a: str, b: str, kb_per_s: int, *, channels: Sequence[str] = CHANNELS,
+    def bandwidth(self, a: str, b: str | Sequence[str], kb_per_s: int, *, channels: Sequence[str] = CHANNELS,
                   one_way: bool = False) -> FaultWindow:
-        """Limit what flows between `a` and `b` to `kb_per_s` KB/s per connection."""
+        """Limit what flows between `a` and `b` (a node, or several, as for latency) to
+        `kb_per_s` KB/s per connection."""
         with self._lock:
-            self._check_pair(a, b)
-            self._check_channels(channels)
+            peers = self._check_links(a, b, channels)
             if kb_per_s < 0:
                 raise FaultError("bandwidth must be >= 0 KB/s")
             self._check_up()
-            return self._links.toxic(self, "bandwidth", [a, b], [(a, b)] if one_way else [(a, b), (b, a)], channels,
+            return self._links.toxic(self, "bandwidth", [a, *peers], _link_pairs(a, peers, one_way), channels,
                                      "bandwidth", {"rate": int(kb_per_s)})
 
     def client_latency(self, node: str, ms: int, jitter: int = 0) -> FaultWindow:
@@ -491,6 +497,16 @@ class Faults:
         if bad or not channels:
             raise FaultError(f"channels must be among {', '.join(CHANNELS)}, not {list(channels)!r}")
 
+    def _check_links(self, a: str, b: str | Sequence[str], channels: Sequence[str]) -> list[str]:
+        """The peers of `a` in `b` (one node or several), checked with the channels."""
+        peers = [b] if isinstance(b, str) else list(b)
+        if not peers or len(set(peers)) != len(peers):
+            raise FaultError(f"expected one or more different peers of {a}, got {peers}")
+        for peer in peers:
+            self._check_pair(a, peer)
+        self._check_channels(channels)
+        return peers
+
     def _check_pair(self, a: str, b: str) -> None:
         self._check_node(a)
         self._check_node(b)
@@ -512,6 +528,10 @@ class Faults:
         if len(groups) < 2:
             raise FaultError("a partition needs at least two groups")
         return groups
+
+
+def _link_pairs(a: str, peers: Sequence[str], one_way: bool) -> list[tuple[str, str]]:
+    return [(a, peer) for peer in peers] + ([] if one_way else [(peer, a) for peer in peers])
 
 
 def wipe_data(work_dir: Path) -> None:

@@ -53,8 +53,8 @@ def assert_complete(run: ChaosRun, code: int, kinds: list[str], lossless: bool =
 
 def test_slow_link_raises_write_p99_not_read_p99(tmp_path):
     run, code = run_experiment("chaos/slow_link.yaml", tmp_path, *SCALED, "--var", "slow_s=8")
-    folder = assert_complete(run, code, ["latency", "latency"])
-    assert {f.targets for f in folder.faults()} == {("n1", "n2"), ("n1", "n3")}
+    folder = assert_complete(run, code, ["latency"])
+    assert folder.faults()[0].targets == ("n1", "n2", "n3")  # one window for n1's links to both peers
     method = method_runs(folder.journal())
     assert method["write-p99-rose-by-the-latency"]["output"] >= 100
     assert method["read-p99-did-not"]["output"] <= 50
@@ -80,7 +80,14 @@ def test_partition_heal_reports_the_writes_the_heal_discarded(tmp_path, policy):
         discarded["acknowledged_writes_discarded"]
     assert discarded["acknowledged_writes"] == safety["counts"]["writes"]["ok"] > 100
     assert discarded["keys_lost"] == safety["counts"]["lost"]
-    assert (discarded["acknowledged_writes_discarded"] > 0) == (safety["counts"]["lost"] > 0)
+    # pinned writers on both sides wrote the same keys; the heal kept one side's record
+    assert safety["policy"]["mode"] == discarded["safety_mode"] == "pinned"
+    assert 0 < discarded["acknowledged_writes_discarded"] <= discarded["acknowledged_during_faults"]
+    assert discarded["acknowledged_writes_discarded"] == sum(entry["discarded"] for entry in safety["lost"])
+    assert discarded["keys_lost"] == len(safety["lost"]) > 0
+    split = folder.faults()[0]
+    assert all(entry["last_acked"]["end"] < split.end for entry in safety["lost"])  # writes stopped before the heal
+    assert method["stop-the-safety-writes"]["output"] == discarded["acknowledged_writes"]  # none after the heal
     line = re.search(r"acknowledged writes the heal discarded: (\d+) of (\d+) .*conflict-resolution-policy (\S+)\)", out)
     assert line and [int(line[1]), int(line[2]), line[3]] == [
         discarded["acknowledged_writes_discarded"], discarded["acknowledged_writes"], policy]
