@@ -39,6 +39,7 @@ import docker
 import docker.errors
 import psutil
 
+from cluster.deploy.docker_entry import METRICS
 from cluster.deploy.docker_image import LABEL, ensure_image
 from cluster.deploy.links import client_link_name, link_name
 from cluster.deploy.local import info_request
@@ -46,7 +47,6 @@ from cluster.deploy.local_cluster import PORT_STRIDE, STATE_FILE, LocalCluster, 
 
 SERVICE, FABRIC, HEARTBEAT = 3000, 3001, 3002
 PORTS = {"heartbeat": HEARTBEAT, "fabric": FABRIC}
-METRICS = 9145  # each node's /metrics in its container (dashboards/prometheus.yml, job refcluster-docker)
 PROXY_HOST_NUMBER, PROXY_API = 5, 8474  # the refproxy container: .5 on the cluster's subnet
 SUBNETS = ipaddress.ip_network("10.213.0.0/16")  # one /24 per cluster, picked among the free ones
 OWNER = f"{LABEL}.owner"  # "pid:<pid>:<start time>" (dies with that process) or "dir:<run dir>"
@@ -88,7 +88,6 @@ class DockerNode:
     def settings(self) -> list[str]:
         c = self.cluster
         return [f"namespaces.test.replication-factor={c.rf}", f"namespaces.test.rack-id={self.spec.rack}",
-                f"network.metrics.address={self.ip}", f"network.metrics.port={METRICS}",
                 *c.dial_via(self.spec), *c.settings]
 
     def create(self) -> None:

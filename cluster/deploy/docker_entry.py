@@ -11,7 +11,7 @@
                      port 3000: in Swarm the docker_gwbridge address, which this host reaches
                      without a published port (Swarm cannot publish on 127.0.0.1 only)
 
-Arguments after the image name are passed on to `refnode` (they win over the environment).
+/metrics is served on :9145 at that address. Arguments after the image name are passed on to `refnode` (they win over the environment).
 The node listens for clients on every interface, so published ports (and Swarm's routing
 mesh) reach it, and tells peers its own address.
 """
@@ -26,6 +26,7 @@ import time
 from cluster.node import main as refnode
 
 RESOLVE_WAIT = 60.0
+METRICS = 9145  # /metrics (dashboards/prometheus.yml's refcluster-docker job)
 
 
 def resolve(host: str, deadline: float) -> str:
@@ -58,7 +59,8 @@ def arguments(env: dict[str, str], argv: list[str]) -> list[str]:
     address = env.get("REFNODE_ADDRESS") or own_address_near(
         resolve(env.get("REFNODE_ADDRESS_OF") or socket.gethostname(), deadline))
     settings = ["network.service.address=0.0.0.0", f"network.service.access-address={address}",
-                f"network.heartbeat.address={address}", f"network.fabric.address={address}"]
+                f"network.heartbeat.address={address}", f"network.fabric.address={address}",
+                f"network.metrics.address={address}", f"network.metrics.port={METRICS}"]
     alt_host, _, alt_port = (env.get("REFNODE_ALTERNATE") or f"{default_route_address()}:3000").rpartition(":")
     settings += [f"network.service.alternate-access-address={alt_host}",
                  f"network.service.alternate-access-port={alt_port}"]

@@ -8,6 +8,9 @@ Three layers, each cached by what it is made of:
          built once per machine (≈ 80 s), then reused.
   wheels the project as a wheel built on the host, plus wheels of what a node and refproxy
          import, pinned to the versions in this venv (downloaded once into a cache dir).
+  prometheus  (optional) this host's Debian `prometheus` binary on the base, as
+         refcluster/prometheus:<hash of the binary> and :latest (compose.yaml's
+         `prometheus` profile); None when the binary is not installed.
   node   docker/Dockerfile on top of the base; tagged refcluster/node:<version>-<hash of
          the wheels' contents and the Dockerfile>, and refcluster/node:<version> (what
          compose.yaml runs). An unchanged tree finds its tag and builds nothing.
@@ -147,5 +150,39 @@ def ensure_image(client: docker.DockerClient | None = None, log=print) -> str:
     return tag
 
 
+PROMETHEUS_REPO = "refcluster/prometheus"
+PROMETHEUS_DOCKERFILE = b"""ARG BASE
+FROM ${BASE}
+COPY prometheus /usr/bin/prometheus
+USER nobody
+ENTRYPOINT ["/usr/bin/prometheus"]
+"""
+
+
+def ensure_prometheus_image(client: docker.DockerClient | None = None, log=print) -> str | None:
+    """refcluster/prometheus from the host's Debian binary (same bookworm libc as the base)."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        return None
+    client = client or docker.from_env()
+    base = ensure_base(client, log)
+    content = Path(binary).read_bytes()
+    tag = f"{PROMETHEUS_REPO}:{_digest(base.encode(), PROMETHEUS_DOCKERFILE, content)}"
+    if not _has_image(client, tag):
+        log(f"building {tag}")
+        context = io.BytesIO()
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            for name, data, mode in (("Dockerfile", PROMETHEUS_DOCKERFILE, 0o644), ("prometheus", content, 0o755)):
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), mode
+                tar.addfile(info, io.BytesIO(data))
+        context.seek(0)
+        client.images.build(fileobj=context, custom_context=True, tag=tag, buildargs={"BASE": base},
+                            labels={LABEL: "prometheus"}, rm=True, forcerm=True)
+    client.images.get(tag).tag(PROMETHEUS_REPO, "latest")
+    return tag
+
+
 if __name__ == "__main__":
     print(ensure_image())
+    print(ensure_prometheus_image() or "no prometheus binary: refcluster/prometheus not built")

@@ -1,6 +1,8 @@
 """compose.yaml brings up a working cluster with docker-compose 1.29 and with
 `docker stack deploy` on a one-node Swarm; the official client on the host uses it, and
-nothing listens beyond this host (compose: 127.0.0.1 only; Swarm: nothing published)."""
+nothing listens beyond this host (compose: 127.0.0.1 only; Swarm: nothing published).
+With the `prometheus` profile (when Debian's prometheus binary made its image), Prometheus
+in compose scrapes the three nodes."""
 
 import shutil
 import subprocess
@@ -10,6 +12,7 @@ import aerospike
 import pytest
 
 from tests.conftest import wait_until
+from tests.integration.test_metrics import PrometheusApi
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose.yaml"
 PROJECT = "refclustertest"
@@ -41,14 +44,22 @@ def client_sees_three_and_serves(seed: tuple[str, int]) -> list[tuple[str, int]]
 def test_docker_compose_up(node_image, docker_engine):
     if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose is not installed (tools/docker-setup.sh installs it)")
+    from cluster.deploy.docker_image import ensure_prometheus_image
+    prometheus = ensure_prometheus_image(docker_engine) is not None  # the profile needs its image
+    compose = ["docker-compose", "-f", str(COMPOSE), "-p", PROJECT, *(["--profile", "prometheus"] if prometheus else [])]
     try:
-        run("docker-compose", "-f", str(COMPOSE), "-p", PROJECT, "up", "-d")
+        run(*compose, "up", "-d")
         assert client_sees_three_and_serves(("127.0.0.1", 3000)) == [("127.0.0.1", p) for p in (3000, 3010, 3020)]
         bound = {b["HostIp"] for c in docker_engine.containers.list(filters={"label": f"com.docker.compose.project={PROJECT}"})
-                 for b in c.attrs["NetworkSettings"]["Ports"]["3000/tcp"]}
+                 for ports in c.attrs["NetworkSettings"]["Ports"].values() for b in ports or []}
         assert bound == {"127.0.0.1"}
+        if prometheus:
+            api = PrometheusApi("http://127.0.0.1:9090")
+            up = wait_until(lambda: len(api.up_targets()) == 3 and api.up_targets(), 60, "3 nodes scraped", poll=1)
+            assert {t["labels"]["job"] for t in up} == {"refcluster-docker"}
+            assert sorted(t["scrapeUrl"] for t in up) == [f"http://n{i}:9145/metrics" for i in (1, 2, 3)]
     finally:
-        run("docker-compose", "-f", str(COMPOSE), "-p", PROJECT, "down", "-v", check=False)
+        run(*compose, "down", "-v", check=False)
 
 
 def test_stack_deploy_on_a_one_node_swarm(node_image, docker_engine):
