@@ -110,10 +110,11 @@ class Load:
 def recent(results_dir: str | Path, seconds: int = 10) -> dict:
     """Operations, errors, error rate and p99 over the last ``seconds`` written seconds.
 
-    The load writes a second about 4 s after it ended, so the window ends there (``last``,
-    unix seconds). p99 is the worst per-second p99 of any operation in the window — an upper
-    bound of the window's p99, as only per-second percentiles are written while running.
-    With nothing written yet: ops 0, error_rate and p99_ms None.
+    The load labels a second by its end (workloads.merged_results.next_second) and writes it
+    about 4 s after it ended; the window is ``[first, last)`` in unix seconds, ``last`` being
+    the latest label written. p99 is the worst per-second p99 of any operation in the window
+    — an upper bound of the window's p99, as only per-second percentiles are written while
+    running. With nothing written yet: ops 0, error_rate and p99_ms None.
     """
     path = Path(results_dir) / "timeseries.csv"
     rows = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["timestamp", "kind"])
@@ -124,7 +125,7 @@ def recent(results_dir: str | Path, seconds: int = 10) -> dict:
     window = rows[rows["timestamp"] > last - seconds]
     ops, errors = int(window["count"].sum()), int(window["errors"].sum())
     return {"ops": ops, "errors": errors, "error_rate": errors / ops if ops else None,
-            "p99_ms": float(window["p99_us"].max()) / 1000, "first": last - seconds + 1, "last": last}
+            "p99_ms": float(window["p99_us"].max()) / 1000, "first": last - seconds, "last": last}
 
 
 def _spawn(cmd: list[str], results_dir: Path) -> subprocess.Popen:

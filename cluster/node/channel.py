@@ -81,6 +81,8 @@ class Channel:
         self._connecting: dict[tuple[str, int], list[bytes]] = {}
         self._heard: dict[tuple[str, int], float] = {}  # endpoint -> connected or last heard from
         self._inbound: set[_Inbound] = set()
+        self._dialling: set[asyncio.Task] = set()  # held so that close() can cancel them
+        self._closed = False
         self.sent = 0
         self.received = 0
         self.dropped = 0
@@ -93,8 +95,13 @@ class Channel:
                                                 reuse_address=True)
 
     def close(self) -> None:
+        self._closed = True
         if self._server:
             self._server.close()
+        for task in self._dialling:
+            task.cancel()
+        self.dropped += sum(map(len, self._connecting.values()))  # a dial cancelled before it ran drops nothing
+        self._connecting.clear()
         for transport in self._out.values():
             transport.close()
         self._out.clear()
@@ -107,6 +114,9 @@ class Channel:
             log.exception("%s: failed to handle a message", self.name)
 
     def send(self, endpoint: tuple[str, int], payload: bytes) -> None:
+        if self._closed:
+            self.dropped += 1
+            return
         frame = _LEN.pack(len(payload)) + payload
         transport = self._out.get(endpoint)
         if transport is not None and not transport.is_closing():
@@ -121,22 +131,38 @@ class Channel:
             pending.append(frame)
             return
         self._connecting[endpoint] = [frame]
-        asyncio.get_running_loop().create_task(self._connect(endpoint))
+        task = asyncio.get_running_loop().create_task(self._connect(endpoint))
+        self._dialling.add(task)
+        task.add_done_callback(self._dialled)
+
+    def _dialled(self, task: asyncio.Task) -> None:
+        # retrieve what _connect did not expect, or asyncio logs "Task exception was never retrieved"
+        self._dialling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s: connecting failed: %r", self.name, task.exception())
 
     async def _connect(self, endpoint: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()
         local = None if self.address in _WILDCARDS else (self.address, 0)
-        target = self.route(endpoint) if self.route else endpoint
+        transport = None
         try:
+            target = self.route(endpoint) if self.route else endpoint
             transport, _ = await asyncio.wait_for(
                 loop.create_connection(asyncio.Protocol, *target, local_addr=local), self.connect_timeout)
         except (TimeoutError, OSError):
-            self.dropped += len(self._connecting.pop(endpoint, []))
+            pass
+        finally:  # whatever happened (also cancelled, or failed unexpectedly), the next send dials anew
+            frames = self._connecting.pop(endpoint, [])
+        if transport is None or self._closed or transport.is_closing():
+            # refused or timed out, the channel closed meanwhile, or the peer hung up at once
+            self.dropped += len(frames)
+            if transport is not None:
+                transport.close()
             return
         self.connections_opened += 1
         self._out[endpoint] = transport
         self._heard[endpoint] = time.monotonic()  # a new connection gets a full idle period
-        for frame in self._connecting.pop(endpoint, []):
+        for frame in frames:
             transport.write(frame)
             self.sent += 1
 

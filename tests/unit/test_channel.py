@@ -104,3 +104,44 @@ def test_a_silent_incoming_connection_is_closed_and_a_talking_one_kept():
         channel.close()
 
     asyncio.run(main())
+
+
+def test_closing_while_dialling_leaves_no_connection_and_drops_later_sends():
+    async def main():
+        peer = Peer()
+        endpoint = await peer.start()
+        channel = Channel("fabric", "127.0.0.1", 0, lambda _: None)
+        channel.send(endpoint, b"queued")
+        channel.close()  # before the dial ran
+        channel.send(endpoint, b"after")
+        await asyncio.sleep(0.2)
+        assert not channel._out and not peer.sources and channel.sent == 0 and channel.dropped == 2
+        assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    asyncio.run(main())
+
+
+def test_an_unexpected_dial_failure_is_logged_and_the_next_send_dials_again(caplog):
+    async def main():
+        peer = Peer()
+        endpoint = await peer.start()
+        routes = iter([RuntimeError("no route"), endpoint])
+
+        def route(_endpoint):
+            step = next(routes)
+            if isinstance(step, Exception):
+                raise step
+            return step
+
+        unretrieved = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: unretrieved.append(context))
+        channel = Channel("fabric", "127.0.0.1", 0, lambda _: None, route=route)
+        channel.send(endpoint, b"lost")
+        await asyncio.sleep(0.05)
+        channel.send(endpoint, b"delivered")
+        await settle(lambda: peer.data and peer.data[0] == frame(b"delivered"))
+        channel.close()
+        assert not unretrieved
+
+    asyncio.run(main())
+    assert "connecting failed: RuntimeError('no route')" in caplog.text
