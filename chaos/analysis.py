@@ -34,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global state
 
+from chaos.recorder import records_migrated
 from chaos.report import time_to_detect, time_to_full_replication, time_to_reform
 from chaos.results import Fault, RunFolder
 
@@ -48,15 +49,6 @@ METRICS = [
 
 
 # -- one run --------------------------------------------------------------------------------
-
-def records_migrated(timeline: pd.DataFrame) -> pd.Series:
-    """Records transmitted by migrations per second, all nodes (indexed like the timeline)."""
-    sent = timeline[[c for c in timeline.columns if c.endswith(".migrate_records_transmitted")]]
-    growth = sent.diff()
-    # a restarted node's counter starts from 0 again: what it shows is all new
-    growth = growth.where(growth >= 0, sent)
-    return growth.fillna(0).sum(axis=1)
-
 
 def worst_op(timeline: pd.DataFrame, column: str) -> pd.Series:
     """Per second, the worse operation's ``<OP>.<column>`` (p99_ms, p99.9_ms, ...)."""

@@ -21,7 +21,9 @@ timeline.csv, one row per second from the first sample to the last (``time``, un
 
 * per node ``<node>.<metric>`` for ``NODE_METRICS``; ``nodes_up``, ``cluster_keys``
   (distinct keys among them), ``cluster_size_min``/``_max``, the sums
-  ``migrate_partitions_remaining`` and ``migrate_records`` (transmitted, cumulative),
+  ``migrate_partitions_remaining`` and ``migrate_records`` (transmitted, cumulative over
+  the nodes that answered: it drops when a node dies), ``migrate_records_rate`` (records
+  transmitted in that second, all nodes, a restarted node's counter counted from 0 again),
   ``partitions_below_rf``, ``partitions_single_copy``, ``stop_writes_nodes``, ``rf``;
 * per load operation ``<OP>.ops``, ``<OP>.errors``, ``<OP>.p50_ms``, ``<OP>.p99_ms``,
   ``<OP>.p99.9_ms``, ``<OP>.max_ms`` (service time) and ``<OP>.intended_p99_ms`` from the
@@ -234,7 +236,19 @@ def merge_timeline(cluster: pd.DataFrame | None, load: pd.DataFrame | None,
         return pd.DataFrame(columns=["time"])
     span = parts[0].index
     seconds = pd.RangeIndex(int(span.min()), int(span.max()) + 1, name="time")
-    return pd.concat([part.reindex(seconds) for part in parts], axis=1).reset_index()
+    timeline = pd.concat([part.reindex(seconds) for part in parts], axis=1).reset_index()
+    if cluster is not None:
+        timeline["migrate_records_rate"] = records_migrated(timeline)
+    return timeline
+
+
+def records_migrated(timeline: pd.DataFrame) -> pd.Series:
+    """Records transmitted by migrations per second, all nodes (indexed like the timeline)."""
+    sent = timeline[[c for c in timeline.columns if c.endswith(".migrate_records_transmitted")]]
+    growth = sent.diff()
+    # a restarted node's counter starts from 0 again: what it shows is all new
+    growth = growth.where(growth >= 0, sent)
+    return growth.fillna(0).sum(axis=1)
 
 
 def load_columns(timeseries: pd.DataFrame) -> pd.DataFrame:
