@@ -109,42 +109,39 @@ def write(bins: Bins, name: str, ptype: int, value: bytes) -> None:
     bins[name] = (ptype, value)
 
 
-def incr(bins: Bins, name: str, ptype: int, value: bytes) -> None:
-    """INCR op: int + int (wrapping at 64 bits) or float + float; a missing bin is created."""
+def _create(bins: Bins, name: str, ptype: int, value: bytes) -> bool:
+    """A modify op on a missing bin creates it with the op's value, whatever its type (as the
+    server does: INCR of a string on a new bin stores the string). True if it did."""
     check_bin_name(name)
-    if ptype == ParticleType.INTEGER:
+    if name in bins:
+        return False
+    if ptype == _NULL:
+        raise AerospikeError(ResultCode.INCOMPATIBLE_TYPE, f"no value to modify bin {name!r} with")
+    particles.validate(ptype, value)
+    bins[name] = (ptype, value)
+    return True
+
+
+def incr(bins: Bins, name: str, ptype: int, value: bytes) -> None:
+    """INCR op: int + int (wrapping at 64 bits) or float + float."""
+    if _create(bins, name, ptype, value):
+        return
+    current = bins[name]
+    if ptype == ParticleType.INTEGER and current[0] == ParticleType.INTEGER:
         delta = particles.decode_int(value)
-        current = bins.get(name)
-        if current is None:
-            bins[name] = (ptype, _I64.pack(delta))
-        elif current[0] == ParticleType.INTEGER:
-            total = (particles.decode_int(current[1]) + delta + (1 << 63)) % (1 << 64) - (1 << 63)
-            bins[name] = (ptype, _I64.pack(total))
-        else:
-            raise AerospikeError(ResultCode.INCOMPATIBLE_TYPE, f"cannot add an integer to bin {name!r}")
-    elif ptype == ParticleType.FLOAT:
-        delta = particles.decode_float(value)
-        current = bins.get(name)
-        if current is None:
-            bins[name] = (ptype, _F64.pack(delta))
-        elif current[0] == ParticleType.FLOAT:
-            bins[name] = (ptype, _F64.pack(particles.decode_float(current[1]) + delta))
-        else:
-            raise AerospikeError(ResultCode.INCOMPATIBLE_TYPE, f"cannot add a float to bin {name!r}")
+        total = (particles.decode_int(current[1]) + delta + (1 << 63)) % (1 << 64) - (1 << 63)
+        bins[name] = (ptype, _I64.pack(total))
+    elif ptype == ParticleType.FLOAT and current[0] == ParticleType.FLOAT:
+        bins[name] = (ptype, _F64.pack(particles.decode_float(current[1]) + particles.decode_float(value)))
     else:
-        raise AerospikeError(ResultCode.INCOMPATIBLE_TYPE, "increment needs an integer or float")
+        raise AerospikeError(ResultCode.INCOMPATIBLE_TYPE, f"cannot add particle type {ptype} to bin {name!r}")
 
 
 def concat(bins: Bins, name: str, ptype: int, value: bytes, *, prepend: bool) -> None:
-    """APPEND / PREPEND: string to string or blob to blob; a missing bin is created."""
-    check_bin_name(name)
-    if ptype != ParticleType.STRING and ptype not in particles.BLOB_TYPES:
-        raise AerospikeError(ResultCode.INCOMPATIBLE_TYPE, "append/prepend needs a string or blob")
-    current = bins.get(name)
-    if current is None:
-        bins[name] = (ptype, value)
-    elif current[0] != ptype:
-        raise AerospikeError(ResultCode.INCOMPATIBLE_TYPE, f"bin {name!r} holds another type")
-    else:
-        bins[name] = (ptype, value + current[1] if prepend else current[1] + value)
-
+    """APPEND / PREPEND: string to string or blob to blob."""
+    if _create(bins, name, ptype, value):
+        return
+    current = bins[name]
+    if current[0] != ptype or (ptype != ParticleType.STRING and ptype not in particles.BLOB_TYPES):
+        raise AerospikeError(ResultCode.INCOMPATIBLE_TYPE, f"cannot concatenate particle type {ptype} to bin {name!r}")
+    bins[name] = (ptype, value + current[1] if prepend else current[1] + value)

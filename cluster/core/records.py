@@ -21,6 +21,9 @@ from cluster.storage.engine import StorageEngine
 from cluster.storage.record import RecordMeta
 
 GENERATION, LAST_UPDATE_TIME = "generation", "last-update-time"
+# RecordImage.tombstone: a record, a durable delete (kept, so it wins when copies merge), or a
+# non-durable delete (the record just goes; replica writes ship it, nothing keeps it)
+LIVE, DURABLE, ERASED = 0, 1, 2
 POLICIES = (GENERATION, LAST_UPDATE_TIME)
 
 
@@ -31,7 +34,7 @@ class RecordImage(NamedTuple):
     lut: int
     set_name: str
     payload: bytes  # empty for a tombstone
-    tombstone: int  # 0 or 1 (an int so it travels through the message codec as is)
+    tombstone: int  # LIVE, DURABLE or ERASED (an int so it travels through the message codec as is)
 
     @property
     def meta(self) -> RecordMeta:
@@ -68,12 +71,12 @@ def image_of(storage: StorageEngine, digest: bytes, now_s: int) -> RecordImage |
 
 def apply_if_better(storage: StorageEngine, image: RecordImage, policy: str, now_s: int) -> bool:
     """Store the incoming copy if it wins; True if it did. An expired incoming record is dropped."""
-    if not image.tombstone and image.void_time and image.void_time <= now_s:
+    if not image.tombstone and image.void_time and image.void_time < now_s:
         return False
     found = storage.lookup(image.digest)
     if found is not None:
         meta, tombstone = found
-        expired = not tombstone and meta.void_time and meta.void_time <= now_s
+        expired = not tombstone and meta.void_time and meta.void_time < now_s
         if not expired and not remote_wins(policy, meta, image.meta):
             return False
     store(storage, image)
@@ -81,8 +84,11 @@ def apply_if_better(storage: StorageEngine, image: RecordImage, policy: str, now
 
 
 def store(storage: StorageEngine, image: RecordImage) -> None:
-    """Keep this copy of the record (or its tombstone), whatever is there."""
-    if image.tombstone:
+    """Keep this copy of the record (or its tombstone), whatever is there; an ERASED image
+    removes the record."""
+    if image.tombstone == ERASED:
+        storage.delete(image.digest)
+    elif image.tombstone:
         storage.bury(image.digest, image.meta)
     else:
         storage.put(image.digest, image.meta, image.payload)

@@ -6,13 +6,17 @@ new image; storing the image and replicating it is the caller's business. Errors
 raised as AerospikeError with the client's result code.
 
 * generation: 1 on create, +1 on every change, wrapping 65535 → 1; a record re-created over
-  its tombstone continues the tombstone's generations, so it wins wherever copies merge;
+  a durable tombstone continues the tombstone's generations, so it wins wherever copies
+  merge (after a non-durable delete nothing is left: the next create is generation 1);
 * last-update-time: max(now, old + 1) — a record's LUT never goes back nor stands still, so
   last-update-time conflict resolution orders two writes of the same millisecond;
 * void time from the request's TTL (-1 never, -2 keep, 0 the namespace's default-ttl);
 * exists policies (create-only, update-only, replace-only, create-or-replace) and the
   generation checks (EXPECT_GEN_EQUAL / EXPECT_GEN_GT);
-* a write that leaves no bins, and every delete, is a durable tombstone one generation on.
+* a delete, or a write that leaves no bins, removes the record: with the client's
+  durable-delete flag it leaves a durable tombstone one generation on (docs/cluster.md);
+  without, an ERASED image, which replication ships and nothing keeps — the server's
+  non-durable delete, which a stale copy elsewhere may undo when copies merge.
 """
 
 from cluster.wire import message as wm
@@ -21,7 +25,7 @@ from cluster.wire.particles import ParticleType
 from cluster.wire.result_codes import AerospikeError, ResultCode
 
 from . import bins as binops
-from .records import RecordImage
+from .records import DURABLE, ERASED, RecordImage
 
 TTL_NEVER_EXPIRE = 0xFFFFFFFF
 TTL_DONT_UPDATE = 0xFFFFFFFE
@@ -83,10 +87,13 @@ def _next_version(previous: RecordImage | None, now_ms: int) -> tuple[int, int]:
     return previous.generation % MAX_GENERATION + 1, max(now_ms, previous.lut + 1)
 
 
-def tombstone(previous: RecordImage, now_ms: int) -> RecordImage:
-    """A durable delete: one generation on, so it wins over older copies elsewhere."""
+def removal(previous: RecordImage, info2: int, now_ms: int) -> RecordImage:
+    """The image of a delete, one generation on: a durable tombstone if the client asked for
+    a durable delete (it wins over older copies elsewhere), else an ERASED image (the
+    version only orders it against the replicas' copies)."""
     generation, lut = _next_version(previous, now_ms)
-    return RecordImage(previous.digest, generation, 0, lut, previous.set_name, b"", 1)
+    kind = DURABLE if info2 & Info2.DURABLE_DELETE else ERASED
+    return RecordImage(previous.digest, generation, 0, lut, previous.set_name, b"", kind)
 
 
 def delete(current: RecordImage | None, msg: Message, now_ms: int) -> Outcome:
@@ -94,7 +101,7 @@ def delete(current: RecordImage | None, msg: Message, now_ms: int) -> Outcome:
     if live is None:
         return Outcome(ResultCode.KEY_NOT_FOUND)
     check_generation(live, msg.info2, msg.generation)
-    return Outcome(ResultCode.OK, image=tombstone(live, now_ms))
+    return Outcome(ResultCode.OK, image=removal(live, msg.info2, now_ms))
 
 
 def void_time(record_ttl: int, live: RecordImage | None, default_ttl: int, now_s: int) -> int:
@@ -123,7 +130,7 @@ def write(current: RecordImage | None, digest: bytes, msg: Message, set_name: st
         record_bins, stored_key = {}, (binops.decode_payload(live.payload)[1] if live else None)
     respond_all = bool(info2 & Info2.RESPOND_ALL_OPS)
     out: list[Op] = []
-    touched = False
+    needs_record = not msg.ops  # touch and delete ops answer KEY_NOT_FOUND on a missing record
     for op in msg.ops:
         code = op.op
         if code == OpType.READ:
@@ -136,8 +143,9 @@ def write(current: RecordImage | None, digest: bytes, msg: Message, set_name: st
         elif code in (OpType.APPEND, OpType.PREPEND):
             binops.concat(record_bins, op.name, op.ptype, op.value, prepend=code == OpType.PREPEND)
         elif code == OpType.TOUCH:
-            touched = True
+            needs_record = True
         elif code == OpType.DELETE:
+            needs_record = True
             record_bins.clear()
         elif code in UNSUPPORTED_OPS:
             raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"op {code} is not implemented")
@@ -147,10 +155,10 @@ def write(current: RecordImage | None, digest: bytes, msg: Message, set_name: st
             out.append(Op(code, ParticleType.NULL, op.name))
 
     if not record_bins:
-        # A write that leaves no bins deletes the record (touch alone needs a record).
+        # A write that leaves no bins deletes the record.
         if live is None:
-            return Outcome(ResultCode.KEY_NOT_FOUND if touched or not msg.ops else ResultCode.OK)
-        return Outcome(ResultCode.OK, 0, 0, out, tombstone(live, now_ms))
+            return Outcome(ResultCode.KEY_NOT_FOUND if needs_record else ResultCode.OK)
+        return Outcome(ResultCode.OK, 0, 0, out, removal(live, info2, now_ms))
 
     generation, lut = _next_version(current, now_ms)  # over a tombstone too: see the docstring
     expires = void_time(msg.record_ttl, live, default_ttl, now_ms // 1000)

@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 
 from cluster.node.config import NAMESPACE, NETWORK, SERVICE, STORAGE, ConfigError
 from cluster.wire.info import error_value, parse_command
+from cluster.wire.result_codes import ResultCode
+
+UNSUPPORTED_FEATURE = int(ResultCode.UNSUPPORTED_FEATURE)
 
 if TYPE_CHECKING:
     from cluster.node.server import Node
@@ -89,7 +92,15 @@ class InfoHandler:
             "rack-ids": lambda a, k: ";".join(f"{ns}:{p['rack-id']}" for ns, p in node.cfg.namespaces.items()),
             "namespaces": lambda a, k: ";".join(node.namespaces),
             "namespace": self._namespace,
-            "sets": lambda a, k: "",
+            "sets": self._sets,
+            "logs": lambda a, k: "0:stderr",  # the node logs to its standard error
+            # not implemented: refused as the transactions refuse UDFs and index queries
+            "udf-put": self._unsupported("UDFs"),
+            "udf-remove": self._unsupported("UDFs"),
+            "udf-get": self._unsupported("UDFs"),
+            "udf-list": lambda a, k: "",
+            "sindex-create": self._unsupported("secondary indexes"),
+            "sindex-delete": self._unsupported("secondary indexes"),
             "bins": lambda a, k: "",
             "sindex": lambda a, k: "",
             "statistics": lambda a, k: _kv({key: _fmt(v) for key, v in node.statistics().items()}),
@@ -114,6 +125,27 @@ class InfoHandler:
             return error_value(exc.code, str(exc))
         except ConfigError as exc:
             return error_value(4, str(exc))
+
+    @staticmethod
+    def _unsupported(what: str) -> Callable[[list[str], dict[str, str]], str]:
+        def refuse(args, kv) -> str:
+            raise InfoError(UNSUPPORTED_FEATURE, f"{what} are not implemented")
+        return refuse
+
+    def _sets(self, args, kv) -> str:
+        """`sets[/ns[/set]]`: one `ns=..:set=..:objects=..` entry per set that holds records
+        (the records without a set are not a set); with both names, that set's values alone."""
+        names = [args[0]] if args else list(self.node.namespaces)
+        entries = []
+        for ns in names:
+            if ns not in self.node.namespaces:
+                raise InfoError(2, "namespace not found")
+            for set_name, (objects, tombstones) in sorted(self.node.namespaces[ns].storage.set_counts().items()):
+                if not set_name or (len(args) > 1 and set_name != args[1]):
+                    continue
+                values = f"objects={objects}:tombstones={tombstones}:truncate_lut=0"
+                entries.append(values if len(args) > 1 else f"ns={ns}:set={set_name}:{values}")
+        return ";".join(entries)
 
     def _peers(self, alt: bool) -> str:
         # Other nodes only: listing ourselves makes the official client add a duplicate node.

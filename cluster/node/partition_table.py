@@ -22,7 +22,7 @@ class PartitionTable:
     """Which partitions this node serves in each replica column, per namespace."""
 
     def __init__(self):
-        self.generation = 0
+        self.generation = -1  # the server's answer before its first balance: clients take no map
         self._columns: dict[str, list[bytes]] = {}
 
     def publish(self, namespace: str, columns: list[bytes]) -> None:

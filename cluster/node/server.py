@@ -121,9 +121,13 @@ class Node:
 
     def publish_partitions(self) -> None:
         """The client map from the data plane's current ownership (versions go to the exchange
-        only when a new cluster forms: `versions_source`)."""
+        only when a new cluster forms: `versions_source`). Only a whole map: while some
+        partition has no master (before the first balance) clients keep what they have."""
         me = self.node_id
-        for name, states in self.data.plane.partitions.items():
+        plane = self.data.plane.partitions
+        if any(not st.working_master for states in plane.values() for st in states):
+            return
+        for name, states in plane.items():
             rf = max((len(st.replicas) for st in states), default=0)
             columns = [[pid for pid, st in enumerate(states) if st.working_master == me]]
             columns += [[pid for pid, st in enumerate(states) if len(st.replicas) > i and st.replicas[i] == me]

@@ -10,9 +10,13 @@ rebalance â†’ PARTITION_UNAVAILABLE (11); a partition this node does not serve â
 its working master, carrying the client's deadline; otherwise executed here, and a
 successful write is answered OK only once every replica has it (TIMEOUT (9) at the
 deadline, or a replica's failure code: the write staying on the master either way).
-What a write does to the record is core/write.py's, shared with the simulator. Client
-deletes are durable (tombstones), so a delete replicates, migrates and stays deleted when
-copies merge.
+What a write does to the record is core/write.py's, shared with the simulator. A delete
+with the client's durable-delete flag leaves a tombstone, so it replicates, migrates and
+stays deleted when copies merge; without the flag the record just goes (on the replicas
+too), as on the real server, and a stale copy may bring it back (docs/cluster.md).
+
+Never ignore a field the client sent: a request carrying one we do not implement (filter
+expressions, UDFs, secondary-index queries) is refused with UNSUPPORTED_FEATURE (16).
 """
 
 import asyncio
@@ -24,7 +28,7 @@ from typing import TYPE_CHECKING
 from cluster.core import bins as binops
 from cluster.core import write as writes
 from cluster.core.data_plane import PROXY, UNAVAILABLE
-from cluster.core.records import image_of, store
+from cluster.core.records import LIVE, RecordImage, image_of, store
 from cluster.core.write import Outcome, all_bins, read_op
 from cluster.node.membership_driver import monotonic_ms
 from cluster.node.namespace import Namespace
@@ -47,6 +51,10 @@ CHUNK_BYTES = 128 * 1024  # flush a batch/scan reply frame at about this size
 _RESULT_COUNTERS = {kind: {ResultCode.OK: f"client_{kind}_success", ResultCode.KEY_NOT_FOUND: f"client_{kind}_not_found"}
                     for kind in ("read", "write", "delete")}
 _ERROR_COUNTERS = {kind: f"client_{kind}_error" for kind in ("read", "write", "delete")}
+# fields we do not evaluate, so a request carrying one is refused rather than run without it
+_UNSUPPORTED_FIELDS = {FieldType.FILTER: "filter expressions", 21: "secondary-index queries",
+                       22: "secondary-index queries", 30: "UDFs", 31: "UDFs", 32: "UDFs", 33: "UDFs"}
+READ_TOUCH_NEVER = 0xFFFFFFFF  # a read's record_ttl: -1 never touches, 0 the namespace's default (0: never)
 _FAILURE_COUNTERS = {ResultCode.GENERATION: "fail_generation", ResultCode.RECORD_TOO_BIG: "fail_record_too_big",
                      ResultCode.OUT_OF_SPACE: "fail_out_of_space"}
 
@@ -74,6 +82,12 @@ class RawOutcome(Outcome):
     def encode(self, transaction_ttl: int = 0) -> bytes:
         return wm.encode_header_only(ResultCode.OK, self.generation, self.void_time,
                                      transaction_ttl=transaction_ttl, n_ops=self.n_ops) + self.raw_ops
+
+
+def refuse_unsupported(fields: dict[int, bytes]) -> None:
+    for field in fields:
+        if field in _UNSUPPORTED_FIELDS:
+            raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"{_UNSUPPORTED_FIELDS[field]} are not implemented")
 
 
 def _digest(fields: dict[int, bytes]) -> bytes:
@@ -201,6 +215,7 @@ class Transactions:
 
     def record(self, ns: Namespace, fields: dict[int, bytes], info1: int, info2: int, info3: int,
                generation: int, record_ttl: int, ops: list[Op]) -> Outcome:
+        refuse_unsupported(fields)
         digest = _digest(fields)
         set_name = fields.get(FieldType.SET, b"").decode("utf-8", errors="replace")
         if len(set_name) > MAX_SET_NAME:
@@ -210,7 +225,7 @@ class Transactions:
             kind = "delete"
         try:
             if kind == "read":
-                outcome = self._read(ns, digest, info1, ops)
+                outcome = self._read(ns, digest, info1, ops, record_ttl)
             elif kind == "delete":
                 outcome = self._delete(ns, digest, info2, generation)
             else:
@@ -225,9 +240,13 @@ class Transactions:
 
     # -- reads ----------------------------------------------------------------------
 
-    def _read(self, ns: Namespace, digest: bytes, info1: int, ops: list[Op]) -> Outcome:
+    def _read(self, ns: Namespace, digest: bytes, info1: int, ops: list[Op], read_touch_pct: int) -> Outcome:
         if not info1 & Info1.READ:
             raise AerospikeError(ResultCode.PARAMETER, "request neither reads nor writes")
+        if not info1 & (Info1.GET_ALL | Info1.NOBINDATA) and not ops:
+            raise AerospikeError(ResultCode.PARAMETER, "a read of no bins")
+        if 100 < read_touch_pct != READ_TOUCH_NEVER:
+            raise AerospikeError(ResultCode.PARAMETER, f"read-touch-ttl-percent {read_touch_pct}")
         now = self.clock.now_s()
         if info1 & Info1.NOBINDATA:
             meta = ns.storage.get_meta(digest, now)
@@ -238,7 +257,9 @@ class Transactions:
         if found is None:
             return Outcome(ResultCode.KEY_NOT_FOUND)
         meta, payload = found
-        if info1 & Info1.GET_ALL or not ops:
+        if read_touch_pct not in (0, READ_TOUCH_NEVER):
+            self._read_touch(ns, digest, meta, payload, read_touch_pct)
+        if info1 & Info1.GET_ALL:
             # every bin, straight from the stored payload to wire form
             return RawOutcome(meta.generation, meta.void_time, *binops.read_all_ops(payload))
         record_bins, _key = binops.decode_payload(payload)
@@ -246,6 +267,30 @@ class Transactions:
         for op in ops:
             out.extend(read_op(record_bins, op))
         return Outcome(ResultCode.OK, meta.generation, meta.void_time, out)
+
+    def _read_touch(self, ns: Namespace, digest: bytes, meta, payload: bytes, pct: int) -> None:
+        """The server's read-touch: a read once `pct`% of the TTL the last write gave has
+        passed resets that TTL from now; same generation (a touch the client did not ask
+        for must not fail its generation checks), replicated, not waited for (the read's
+        reply keeps the old void-time). Only the master touches: a replica serving the read
+        leaves it (the real server retries the read on the master instead)."""
+        if not meta.void_time or not self.cluster.plane.is_master(ns.name, partition_id(digest)):
+            return
+        write_ttl = meta.void_time - meta.lut // 1000
+        now_ms = self.clock.now_ms()
+        if now_ms // 1000 < meta.void_time - write_ttl * pct // 100:
+            return
+        void_time = now_ms // 1000 + write_ttl
+        if void_time <= meta.void_time:
+            return
+        image = RecordImage(digest, meta.generation, void_time, max(now_ms, meta.lut + 1), meta.set_name, payload, LIVE)
+        try:
+            self._store(ns, Outcome(ResultCode.OK, image=image))
+        except AerospikeError:
+            ns.counters["read_touch_error"] += 1
+            return
+        ns.counters["read_touch_success"] += 1
+        self.cluster.start_replication(ns.name, image)
 
     # -- writes and deletes: core/write.py decides, this stores ---------------------------
 
@@ -279,6 +324,7 @@ class Transactions:
 
     def batch(self, msg: Message) -> Reply:
         """Each row is a single-record transaction (routed, proxied, replicated like one)."""
+        refuse_unsupported(msg.fields)
         data = msg.fields.get(FieldType.BATCH_INDEX)
         if data is None:
             raise AerospikeError(ResultCode.PARAMETER, "batch request without field 41")
@@ -306,8 +352,7 @@ class Transactions:
         if not msg.info1 & Info1.READ:
             raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, "background scans/queries are not implemented")
         ns = self._namespace(msg.fields)
-        if 22 in msg.fields or 21 in msg.fields:
-            raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, "secondary-index queries are not implemented")
+        refuse_unsupported(msg.fields)
         for op in msg.ops:
             if op.op != OpType.READ:
                 raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"op {op.op} in a scan")
@@ -373,6 +418,8 @@ class Transactions:
                 if key:
                     rfields[FieldType.KEY] = bytes((key[0],)) + key[1]
                 ops = [] if no_bins else [o for o in all_bins(record_bins) if not wanted or o.name in wanted]
+                if wanted and not ops and not no_bins:
+                    continue  # the server leaves out a record that has none of the selected bins
                 piece = wm.encode(Message(generation=meta.generation, record_ttl=meta.void_time,
                                           fields=rfields, ops=ops))
                 chunk.append(piece)

@@ -101,7 +101,8 @@ def request(digest: bytes, value: bytes | None, write: bool) -> Message:
     if not write:
         return Message(info1=Info1.READ | Info1.GET_ALL, transaction_ttl=TRANSACTION_MAX_MS, fields=fields)
     if value is None:
-        return Message(info2=Info2.WRITE | Info2.DELETE, transaction_ttl=TRANSACTION_MAX_MS, fields=fields)
+        return Message(info2=Info2.WRITE | Info2.DELETE | Info2.DURABLE_DELETE, transaction_ttl=TRANSACTION_MAX_MS,
+                       fields=fields)
     return Message(info2=Info2.WRITE, transaction_ttl=TRANSACTION_MAX_MS, fields=fields,
                    ops=[Op(OpType.WRITE, ParticleType.BLOB, BIN, value)])
 

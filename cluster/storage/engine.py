@@ -16,6 +16,7 @@ partitions; a record is (digest: 20 bytes, RecordMeta, payload: opaque bytes).
     partition_digests(pid, now_s) -> list[bytes]        live digests of a partition, sorted
     partition_count(pid) -> int, record_count() -> int  indexed records (may include
                                                         expired ones nsup has not reached)
+    set_counts() -> {set: (records, tombstones)}        the same counts per set name
     tick(now_ms) -> None                                housekeeping: nsup, defrag, flush
     stats() -> StorageStats, flush(), close()
     space_pct() -> (used_pct, avail_pct)                stats()' two, without counting records
@@ -126,6 +127,15 @@ class StorageEngine(ABC):
         """Records of all partitions, expired ones included; durable tombstones are not."""
         return sum(map(len, self._index))
 
+    def set_counts(self) -> dict[str, tuple[int, int]]:
+        """(records, durable tombstones) per set name, counted as record_count() counts."""
+        counts: dict[str, list[int]] = {}
+        for column, parts in enumerate((self._index, self._buried)):
+            for part in parts:
+                for entry in part.values():
+                    counts.setdefault(entry.meta.set_name, [0, 0])[column] += 1
+        return {name: (records, tombstones) for name, (records, tombstones) in counts.items()}
+
     def _buried_count(self) -> int:
         """Durable tombstones of all partitions."""
         return sum(map(len, self._buried))
@@ -162,7 +172,7 @@ class StorageEngine(ABC):
             if not part:
                 continue
             visited += len(part)
-            for digest in [d for d, e in part.items() if 0 < e.meta.void_time <= now_s]:  # expired()
+            for digest in [d for d, e in part.items() if 0 < e.meta.void_time < now_s]:  # expired()
                 self._expire(digest, part[digest])
             if visited >= NSUP_RECORDS_PER_TICK:
                 return

@@ -37,7 +37,7 @@ class RecordMeta:
             raise ValueError(f"set name {self.set_name!r} is longer than {MAX_SET_NAME} bytes")
 
     def expired(self, now_s: int) -> bool:
-        return self.void_time != 0 and self.void_time <= now_s
+        return self.void_time != 0 and self.void_time < now_s  # alive through its void-time second, as the server
 
 
 _new = object.__new__

@@ -86,7 +86,7 @@ def test_kill_restart_loses_nothing_and_restores_two_copies(tmp_path):
             client.put(key(i), {"i": i, "v": "x" * 100})
         deleted = set(range(0, N_RECORDS, 10))
         for i in range(0, N_RECORDS, 10):
-            client.remove(key(i))
+            client.remove(key(i), policy={"durable_delete": True})
         # every partition has its two copies before anything fails
         assert set(copies_per_partition(cluster, ["n1", "n2", "n3", "n4"]).values()) == {2}
 
@@ -106,7 +106,7 @@ def test_kill_restart_loses_nothing_and_restores_two_copies(tmp_path):
         for i in range(1, N_RECORDS, 10):
             client.put(key(i), {"i": i, "v": "new"})
         for i in range(5, N_RECORDS, 10):
-            client.remove(key(i))
+            client.remove(key(i), policy={"durable_delete": True})
             deleted.add(i)
         cluster.restart("n2")
         cluster.wait_converged()

@@ -57,12 +57,14 @@ def test_spec_partition_ids():
 def test_expired_records_are_invisible_then_reclaimed(store):
     store.put(key(1), RecordMeta(1, 100, 0), b"x" * 100)
     store.put(key(2), RecordMeta(1, 0, 0), b"y")
-    assert store.get(key(1), 99) is not None
-    assert store.get(key(1), 100) is None and store.get_meta(key(1), 100) is None
-    assert store.partition_digests(partition_id(key(1)), 100) == []
+    assert store.get(key(1), 100) is not None  # alive through its void-time second, as on the server
+    store.tick(100_999)
+    assert store.record_count() == 2
+    assert store.get(key(1), 101) is None and store.get_meta(key(1), 101) is None
+    assert store.partition_digests(partition_id(key(1)), 101) == []
     used = store.stats().used_bytes
     for _ in range(N_PARTITIONS // NSUP_PARTITIONS_PER_TICK):  # one full nsup sweep
-        store.tick(100_000)
+        store.tick(101_000)
     assert store.record_count() == 1
     assert store.stats().used_bytes < used
     assert store.get(key(2), 100) == (RecordMeta(1, 0, 0), b"y")
@@ -73,7 +75,7 @@ def test_record_meta_validation():
         RecordMeta(0, 0, 0)
     with pytest.raises(ValueError, match="set name"):
         RecordMeta(1, 0, 0, "s" * 64)
-    assert RecordMeta(1, 5, 0).expired(5) and not RecordMeta(1, 0, 0).expired(10**9)
+    assert RecordMeta(1, 5, 0).expired(6) and not RecordMeta(1, 5, 0).expired(5) and not RecordMeta(1, 0, 0).expired(10**9)
 
 
 def test_clock_helpers_use_the_citrusleaf_epoch():
@@ -159,8 +161,8 @@ def test_partition_entries_and_lookup_with_expiry(store):
     store.bury(d, RecordMeta(2, 0, 5))
     want = [(a, RecordMeta(1, 100, 1), False), (b, RecordMeta(1, 0, 2), False),
             (c, RecordMeta(3, 0, 3), True), (d, RecordMeta(2, 0, 5), True)]
-    assert store.partition_entries(pid, 99) == sorted(want)
-    assert store.partition_entries(pid, 100) == sorted(want[1:])  # expired records are left out
+    assert store.partition_entries(pid, 100) == sorted(want)
+    assert store.partition_entries(pid, 101) == sorted(want[1:])  # expired records are left out
     assert store.lookup(a) == (RecordMeta(1, 100, 1), False)  # lookup ignores expiry
     assert store.partition_entries(pid ^ 1, 100) == []
     # nsup removes the expired record but no tombstone

@@ -1,0 +1,227 @@
+"""Answers that must be the real server's, checked with the official client against a node process."""
+
+import base64
+import socket
+import time
+
+import aerospike
+import pytest
+from aerospike import exception as ex
+from aerospike_helpers import expressions as exp
+from aerospike_helpers.operations import operations as op
+
+from cluster.deploy.local import LocalNode, free_port_block, info_request, recv_exact
+from cluster.deploy.local_cluster import LocalCluster
+from cluster.wire import message as wm
+from cluster.wire import proto
+from cluster.wire.digest import compute_digest
+from cluster.wire.message import FieldType, Info1, Info2, Message, OpType, value_op
+from cluster.wire.result_codes import ResultCode
+from tests.conftest import wait_until
+
+NS, SET = "test", "demo"
+FAST = ["network.heartbeat.interval=100", "service.quantum-interval-ms=200"]
+
+
+def raw_request(node, msg: Message) -> Message:
+    """One AS_MSG request on a fresh socket, its parsed reply."""
+    with socket.create_connection(node.address, timeout=5) as sock:
+        sock.sendall(wm.encode_frame(msg))
+        _type, length = proto.unpack_header(recv_exact(sock, 8))
+        return wm.parse(recv_exact(sock, length))[0]
+
+
+def test_scan_bin_selection_leaves_out_records_without_those_bins(aero):
+    aero.put((NS, "sel", 1), {"a": 1, "b": 2})
+    aero.put((NS, "sel", 2), {"b": 3})
+    scan = aero.scan(NS, "sel")
+    scan.select("a")
+    assert [bins for _, _, bins in scan.results()] == [{"a": 1}]
+
+
+def test_recreate_after_plain_remove_starts_at_generation_1(aero):
+    key = (NS, SET, "regen")
+    aero.put(key, {"a": 1})
+    aero.put(key, {"a": 2})
+    aero.remove(key)
+    aero.put(key, {"a": 3})
+    assert aero.exists(key)[1]["gen"] == 1
+
+
+def test_recreate_after_durable_delete_continues_the_tombstone(aero):
+    key = (NS, SET, "durable")
+    aero.put(key, {"a": 1})
+    aero.put(key, {"a": 2})
+    aero.remove(key, policy={"durable_delete": True})
+    assert aero.exists(key)[1] is None
+    aero.put(key, {"a": 3})
+    assert aero.exists(key)[1]["gen"] == 4
+
+
+@pytest.mark.parametrize("op_type, value", [
+    (OpType.INCR, "text"), (OpType.INCR, 2.5), (OpType.APPEND, 7), (OpType.PREPEND, b"raw"), (OpType.APPEND, "s"),
+])
+def test_modify_ops_create_a_missing_bin_with_their_value(aero, node, op_type, value):
+    """Sent raw: the official client refuses some of these pairs before they reach a server."""
+    user_key = f"new-bin-{op_type}-{value!r}"
+    fields = {FieldType.NAMESPACE: NS.encode(), FieldType.SET: SET.encode(),
+              FieldType.DIGEST: compute_digest(SET, user_key)}
+    reply = raw_request(node, Message(info2=Info2.WRITE, fields=fields, ops=[value_op(op_type, "v", value)]))
+    assert reply.result_code == ResultCode.OK
+    assert aero.get((NS, SET, user_key))[2] == {"v": value}
+
+
+def test_read_touch_ttl_percent(aero):
+    key = (NS, SET, "touched")
+    aero.put(key, {"a": 1}, meta={"ttl": 100})
+    time.sleep(2.2)  # over 2% of the TTL has passed: a read at 99% touches it, at 50% does not
+    aero.get(key, policy={"read_touch_ttl_percent": 50})
+    time.sleep(0.3)
+    _, meta = aero.exists(key)
+    assert meta["ttl"] <= 98 and meta["gen"] == 1
+    _, read_meta, _ = aero.get(key, policy={"read_touch_ttl_percent": 99})
+    assert read_meta["ttl"] <= 98  # the touch follows the read
+    deadline = time.monotonic() + 3
+    while aero.exists(key)[1]["ttl"] <= 98:
+        assert time.monotonic() < deadline, "the read did not touch the record"
+        time.sleep(0.05)
+    assert aero.exists(key)[1]["gen"] == 1  # a read-touch leaves the generation alone
+
+
+def test_read_without_bins_or_ops_is_refused(aero, node):
+    key_digest = compute_digest(SET, "plain-read")
+    aero.put((NS, SET, "plain-read"), {"a": 1})
+    fields = {FieldType.NAMESPACE: NS.encode(), FieldType.SET: SET.encode(), FieldType.DIGEST: key_digest}
+    assert raw_request(node, Message(info1=Info1.READ, fields=fields)).result_code == ResultCode.PARAMETER
+    reply = raw_request(node, Message(info1=Info1.READ | Info1.GET_ALL, fields=fields))
+    assert reply.result_code == ResultCode.OK and [o.name for o in reply.ops] == ["a"]
+
+
+def test_info_sets_and_logs(aero, node):
+    for i in range(3):
+        aero.put((NS, "demo", i), {"i": i})
+    aero.put((NS, "other", 1), {"i": 1})
+    lines = {dict(kv.split("=", 1) for kv in entry.split(":"))["set"]: entry
+             for entry in node.info("sets").split(";") if entry}
+    assert lines["demo"].startswith("ns=test:set=demo:objects=3:")
+    assert "objects=1:" in lines["other"]
+    assert node.info("sets/test/demo").startswith("objects=3:")
+    assert node.info("logs").startswith("0:")
+
+
+def test_record_lives_through_its_void_time_second(aero):
+    while time.time() % 1 > 0.3:  # start early in a second, so put and check are in known seconds
+        time.sleep(0.05)
+    start = int(time.time())
+    key = (NS, SET, "expiring")
+    aero.put(key, {"a": 1}, meta={"ttl": 1})  # void time = start + 1
+    time.sleep(start + 1.5 - time.time())
+    assert aero.exists(key)[1] is not None  # still alive in its void-time second
+    time.sleep(start + 2.5 - time.time())
+    assert aero.exists(key)[1] is None
+
+
+def test_operate_delete_on_a_missing_record_is_not_found(aero):
+    with pytest.raises(ex.RecordNotFound):
+        aero.operate((NS, SET, "never-written"), [op.delete()])
+
+
+def test_udf_apply_and_register_are_refused_as_unsupported(aero, tmp_path):
+    aero.put((NS, SET, "udf"), {"a": 1})
+    with pytest.raises(ex.AerospikeError) as caught:
+        aero.apply((NS, SET, "udf"), "module", "function", [1])
+    assert caught.value.code == ResultCode.UNSUPPORTED_FEATURE
+    assert aero.get((NS, SET, "udf"))[1]["gen"] == 1  # nothing was written
+    script = tmp_path / "module.lua"
+    script.write_text("function f(rec) return 1 end\n")
+    with pytest.raises(ex.AerospikeError) as caught:
+        aero.udf_put(str(script))
+    assert caught.value.code == ResultCode.UNSUPPORTED_FEATURE
+
+
+def test_secondary_index_creation_is_refused(aero):
+    with pytest.raises(ex.AerospikeError) as caught:
+        aero.index_integer_create(NS, SET, "a", "idx_a")
+    assert caught.value.code == ResultCode.UNSUPPORTED_FEATURE
+
+
+def test_filter_expressions_are_refused_not_ignored(aero):
+    key = (NS, SET, "filtered")
+    aero.put(key, {"a": 1})
+    never = {"expressions": exp.Eq(exp.IntBin("a"), 2).compile()}
+    for call in (lambda: aero.get(key, policy=never), lambda: aero.put(key, {"a": 5}, policy=never),
+                 lambda: aero.scan(NS, SET).results(policy=never),
+                 lambda: aero.batch_read([key], policy=never).batch_records[0].result):
+        try:
+            code = call()
+        except ex.AerospikeError as exc:
+            code = exc.code
+        assert code == ResultCode.UNSUPPORTED_FEATURE
+    assert aero.get(key)[2] == {"a": 1}
+
+
+def test_a_starting_node_publishes_no_partial_map(tmp_path):
+    """Until its first balance a node answers partition-generation -1 (as the server does):
+    a client then takes no map from it rather than an empty one it keeps until its next tend."""
+    node = LocalNode(tmp_path / "early", free_port_block(3))
+    node.start(wait=0)
+    try:
+        seen = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                reply = info_request(node.host, node.port, ["partition-generation", "replicas-master"], timeout=0.5)
+            except OSError:
+                time.sleep(0.01)
+                continue
+            _ns, _, masters = reply["replicas-master"].partition(":")
+            whole = base64.b64decode(masters) == b"\xff" * 512 if masters else False
+            seen.append((reply["partition-generation"], whole))
+            if whole:
+                break
+            time.sleep(0.01)
+        assert seen and seen[-1][1], seen
+        assert all(gen == "-1" for gen, whole in seen if not whole), seen
+    finally:
+        node.kill()
+
+
+def durable_remove(client, key) -> bool:
+    try:
+        client.remove(key, policy={"durable_delete": True})
+    except (ex.ConnectionError, ex.TimeoutError, ex.ServerError):  # the map is catching up
+        return False
+    return True
+
+
+def test_durable_and_plain_deletes_in_a_cluster(tmp_path):
+    """A plain remove is the server's non-durable delete (re-create: generation 1, on every
+    copy); a durable one still wins after a node that missed it comes back with its copy."""
+    retry = {"total_timeout": 5000, "max_retries": 10, "sleep_between_retries": 200}
+    with LocalCluster(nodes=3, rf=2, run_dir=tmp_path / "c", settings=FAST) as cluster:
+        client = aerospike.client({"hosts": [cluster["n1"].address],
+                                   "policies": {"write": retry, "read": retry}}).connect()
+        try:
+            plain = (NS, "del", "plain")
+            for value in (1, 2):
+                client.put(plain, {"v": value})
+            client.remove(plain)
+            client.put(plain, {"v": 3})
+            assert client.exists(plain)[1]["gen"] == 1
+
+            keys = [(NS, "del", i) for i in range(40)]
+            for k in keys:
+                client.put(k, {"v": 1})
+            cluster.kill("n2")
+            cluster.wait_converged()
+            wait_until(lambda: len(client.get_nodes()) == 2, 15, "the client to drop n2")
+            for k in keys:
+                wait_until(lambda k=k: durable_remove(client, k), 10, f"removing {k}")
+            cluster.restart("n2")
+            cluster.wait_converged()
+            wait_until(lambda: all(cluster[n].info("cluster-stable:size=3") != "ERROR::unstable-cluster"
+                                   for n in ("n1", "n2", "n3")), 60, "migrations to finish", poll=0.5)
+            assert [k for k in keys if client.exists(k)[1] is not None] == []
+            assert client.exists(plain)[1]["gen"] == 1
+        finally:
+            client.close()
