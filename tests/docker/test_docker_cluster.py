@@ -162,7 +162,13 @@ def test_restart_wipe_empties_the_volume(docker_cluster):
         on_n1 = int(parse_info_kv(dc.nodes["n1"].info("namespace/test"))["objects"])
         assert 0 < on_n1 < 100
         dc.faults.restart("n2", wipe=True)
-        left = sum(1 for _ in client.scan("test", "wipe").results())
+
+        def scanned():  # until the client's partition map has n2 back (tend interval: 1 s)
+            try:
+                return [sum(1 for _ in client.scan("test", "wipe").results())]
+            except ex.ClusterError:
+                return None
+        left = wait_until(scanned, 10, "a scan over both nodes", poll=0.5)[0]
     finally:
         client.close()
     assert left == on_n1

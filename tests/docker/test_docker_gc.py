@@ -7,6 +7,7 @@ import sys
 
 from cluster.deploy.cli import main as refcluster
 from cluster.deploy.docker_image import LABEL
+from tests.conftest import wait_until
 
 RUNNER = """
 import sys, time
@@ -45,9 +46,12 @@ def test_cli_up_fault_down_with_the_docker_backend(docker_engine, node_image, tm
         assert refcluster(["fault", "partition", "n1", "n2", "--dir", run]) == 1  # n2 is down: refused, said why
         assert "not running" in capsys.readouterr().err
         assert refcluster(["fault", "restore", "--dir", run]) == 0
-        assert refcluster(["status", "--dir", run]) == 0
-        rows = [line.split() for line in capsys.readouterr().out.splitlines() if line[:1] == "n" and line[1:2].isdigit()]
-        assert [row[1] for row in rows] == ["up", "up", "up"] and {row[6] for row in rows} == {"3"}, rows
+
+        def whole():  # n3 back from isolation and n2 restarted: all up, all in one cluster of 3
+            assert refcluster(["status", "--dir", run]) == 0
+            rows = [line.split() for line in capsys.readouterr().out.splitlines() if line[:1] == "n" and line[1:2].isdigit()]
+            return [row[1] for row in rows] == ["up", "up", "up"] and {row[6] for row in rows} == {"3"}
+        wait_until(whole, 20, "status: 3 nodes up in one cluster", poll=0.5)
     finally:
         assert refcluster(["down", "--dir", run]) == 0
     assert all(not ours(docker_engine, kind) for kind in ("containers", "networks", "volumes"))
