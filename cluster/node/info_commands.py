@@ -4,12 +4,15 @@ Each handler returns the value text for one request line; unknown commands answe
 `ERROR:4:unrecognized command`, bad arguments `ERROR:4:<why>`.
 """
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cluster.node.config import NAMESPACE, NETWORK, SERVICE, STORAGE, ConfigError
-from cluster.wire.info import error_value, parse_command
+from cluster.storage.record import CITRUSLEAF_EPOCH, now_cl_ms
+from cluster.wire import proto
+from cluster.wire.info import build_request, error_value, parse_command
 from cluster.wire.result_codes import ResultCode
 
 UNSUPPORTED_FEATURE = int(ResultCode.UNSUPPORTED_FEATURE)
@@ -21,7 +24,7 @@ log = logging.getLogger(__name__)
 
 BUILD = "7.2.0.0"  # >= 6.0 selects the modern batch format; < 8.1 avoids 8.1-only client paths
 FEATURES = ("batch-any;batch-index;blob-bits;cdt-list;cdt-map;cluster-stable;float;peers;"
-            "pipelining;pquery;pscans;query-show;replicas;replicas-all;replicas-master;replicas-max")
+            "pipelining;pquery;pscans;query-show;replicas;replicas-all;replicas-master;replicas-max;truncate-namespace")
 
 
 def advertised_service(std: str, cfg) -> str:
@@ -39,6 +42,24 @@ def split_service(advertised: str) -> tuple[str, str]:
     """(standard, alternate) from `advertised_service`'s text; alternate = standard if none."""
     std, _, alt = advertised.partition("|")
     return std, alt or std
+
+
+async def _tell(address: str, lines: list[str], timeout: float = 5.0) -> None:
+    """Send info commands to another node's service port; its answers only get logged."""
+    host, _, port = address.rpartition(":")
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            try:
+                writer.write(build_request(lines))
+                _type, length = proto.unpack_header(await reader.readexactly(8))
+                answer = (await reader.readexactly(length)).decode(errors="replace")
+            finally:
+                writer.close()
+        if "ERROR" in answer:
+            log.warning("%s answered %r", address, answer)
+    except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+        log.warning("could not tell %s %s: %s", address, lines, exc)
 
 
 class InfoError(Exception):
@@ -112,7 +133,12 @@ class InfoHandler:
             "partition-info": lambda a, k: ";".join(node.data.partition_info(k.get("namespace"))),
             "user-agent-set": lambda a, k: "ok",
             "log-message": self._log_message,
+            "truncate": lambda a, k: self._truncate(k, whole_namespace=False),
+            "truncate-namespace": lambda a, k: self._truncate(k, whole_namespace=True),
+            "truncate-undo": self._truncate_undo,
+            "truncate-merge": self._truncate_merge,  # ours: one node telling another (see _share)
         }
+        self._sending: set[asyncio.Task] = set()
 
     def answer(self, line: str) -> str:
         name, args, kv = parse_command(line)
@@ -140,10 +166,11 @@ class InfoHandler:
         for ns in names:
             if ns not in self.node.namespaces:
                 raise InfoError(2, "namespace not found")
-            for set_name, (objects, tombstones) in sorted(self.node.namespaces[ns].storage.set_counts().items()):
+            namespace = self.node.namespaces[ns]
+            for set_name, (objects, tombstones) in sorted(namespace.storage.set_counts().items()):
                 if not set_name or (len(args) > 1 and set_name != args[1]):
                     continue
-                values = f"objects={objects}:tombstones={tombstones}:truncate_lut=0"
+                values = f"objects={objects}:tombstones={tombstones}:truncate_lut={namespace.truncate_lut(set_name)}"
                 entries.append(values if len(args) > 1 else f"ns={ns}:set={set_name}:{values}")
         return ";".join(entries)
 
@@ -215,6 +242,72 @@ class InfoHandler:
         if key != node.cluster_key:  # the cluster changed while we looked
             return "ERROR::unstable-cluster"
         return f"{key:X}"
+
+    # -- truncate: the server distributes it through its system metadata (SMD); we share it --
+
+    def _truncate_ns(self, kv: dict[str, str]):
+        ns = self.node.namespaces.get(kv.get("namespace", ""))
+        if ns is None:
+            raise InfoError(4, f"namespace {kv.get('namespace')!r} not found")
+        return ns
+
+    def _truncate(self, kv: dict[str, str], whole_namespace: bool) -> str:
+        """`truncate:namespace=;set=[;lut=]` / `truncate-namespace:namespace=[;lut=]`: drop the
+        records last updated before `lut` (ns since the Unix epoch; default now), on every node."""
+        ns = self._truncate_ns(kv)
+        set_name = "" if whole_namespace else kv.get("set", "")
+        if not whole_namespace and not set_name:
+            raise InfoError(4, "truncate needs set= (truncate-namespace for a whole namespace)")
+        now = now_cl_ms()
+        lut = now
+        if "lut" in kv:
+            if not kv["lut"].isdigit():
+                raise InfoError(4, f"bad lut {kv['lut']!r}")
+            lut = int(kv["lut"]) // 1_000_000 - CITRUSLEAF_EPOCH * 1000
+            if lut <= 0:
+                raise InfoError(4, "lut would truncate to 0")
+            if lut > now:
+                raise InfoError(4, "lut is in the future")
+        if lut > ns.truncate_lut(set_name):  # as on the server, an older cutoff changes nothing
+            self._share(ns, set_name, lut)
+        return "ok"
+
+    def _truncate_undo(self, args, kv) -> str:
+        """`truncate-undo:namespace=[;set=]`: forget the cutoff. Records already dropped stay
+        dropped (ours are dropped at once; the server's may come back from its device)."""
+        ns = self._truncate_ns(kv)
+        if ns.truncate_lut(kv.get("set", "")):
+            self._share(ns, kv.get("set", ""), 0)
+        return "ok"
+
+    def _truncate_merge(self, args, kv) -> str:
+        ns = self._truncate_ns(kv)
+        if not (kv.get("lut", "").isdigit() and kv.get("stamp", "").isdigit()):
+            raise InfoError(4, "truncate-merge needs lut= and stamp=")
+        ns.merge_truncation(kv.get("set", ""), int(kv["lut"]), int(kv["stamp"]))
+        return "ok"
+
+    def _share(self, ns, set_name: str, lut: int) -> None:
+        """Take the entry here (persisted before the reply) and tell every cluster member;
+        a member that misses it gets it from share_truncations when it next joins."""
+        stamp = max(now_cl_ms(), ns.truncation.get(set_name, (0, 0))[1] + 1)
+        ns.merge_truncation(set_name, lut, stamp)
+        self._send_to_peers([f"truncate-merge:namespace={ns.name};set={set_name};lut={lut};stamp={stamp}"])
+
+    def share_truncations(self) -> None:
+        """After every exchange: our entries to every member, so that a node that was away
+        when a truncate (or undo) was issued takes it, and none brings truncated data back."""
+        self._send_to_peers([f"truncate-merge:namespace={ns.name};set={set_name};lut={lut};stamp={stamp}"
+                             for ns in self.node.namespaces.values()
+                             for set_name, (lut, stamp) in ns.truncation.items()])
+
+    def _send_to_peers(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        for peer in self.node.peers():
+            task = asyncio.get_running_loop().create_task(_tell(split_service(peer.service)[0], lines))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     def _log_message(self, args, kv) -> str:
         log.info("log-message: %s", kv.get("message", ""))

@@ -1,7 +1,11 @@
-"""A namespace on one node: its storage engine, capacity state (stop-writes) and counters."""
+"""A namespace on one node: its storage engine, capacity state (stop-writes), truncation
+cutoffs and counters."""
 
+import json
 import logging
+import os
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from cluster.node.config import NodeConfig
@@ -34,12 +38,48 @@ class Namespace:
         self.name = name
         self.cfg = cfg
         self.storage = open_storage(cfg, name)
+        # Truncation, as the server keeps it in its system metadata: per set ("" = the whole
+        # namespace) a last-update-time cutoff (citrusleaf ms, 0 = undone) and the wall-clock
+        # ms stamp of the command that set it; the newest stamp wins when nodes share them.
+        self.truncate_path = Path(cfg.service["work-directory"]) / "smd" / f"truncate-{name}.json"
+        self.truncation: dict[str, tuple[int, int]] = {}
+        if self.truncate_path.exists():
+            saved = json.loads(self.truncate_path.read_text())
+            self.truncation = {set_name: (lut, stamp) for set_name, (lut, stamp) in saved.items()}
         # acknowledged writes must be on disk: the node's group commit covers this store
         self.commit_to_device = isinstance(self.storage, DeviceStore) and cfg.namespaces[name]["storage-engine"][
             "commit-to-device"]
         self.stop_writes = False
         self.counters: Counter[str] = Counter()
+        self._apply_truncation()  # a cold start may bring back records truncated before it
         self.evaluate_stop_writes()
+
+    def truncate_lut(self, set_name: str = "") -> int:
+        return self.truncation.get(set_name, (0, 0))[0]
+
+    def merge_truncation(self, set_name: str, lut: int, stamp: int) -> bool:
+        """Take a truncation entry (lut 0: an undo) if it is newer than ours: persist it
+        before acting on it, then drop what it truncates. True if it was taken."""
+        lut_now, stamp_now = self.truncation.get(set_name, (0, 0))
+        if (stamp, lut) <= (stamp_now, lut_now):
+            return False
+        self.truncation[set_name] = (lut, stamp)
+        self.truncate_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.truncate_path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(self.truncation, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.truncate_path)
+        log.info("{%s%s} truncate cutoff now %d (stamp %d)", self.name, f"|{set_name}" if set_name else "", lut, stamp)
+        self._apply_truncation()
+        return True
+
+    def _apply_truncation(self) -> None:
+        if not self.truncation:
+            return
+        sets = {name: lut for name, (lut, _stamp) in self.truncation.items() if name}
+        self.counters["truncated_records"] += self.storage.truncate(self.truncate_lut(), sets)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -92,6 +132,7 @@ class Namespace:
             "defrag_reads": st.defrag_reads,
             "wblocks_written": st.wblocks_written,
             "replication-factor": self.params["replication-factor"],
+            "truncate_lut": self.truncate_lut(),
         }
         for key in ("stop-writes-used-pct", "stop-writes-avail-pct"):
             stats[key] = se[key]

@@ -109,6 +109,7 @@ class Node:
             self.peers_generation += 1
         self.exchanged_key = event.cluster_key
         self.rebalance_generation += 1
+        self.info.share_truncations()
         log.info("exchange complete: key %X, partition map generation %d", event.cluster_key,
                  self.partition_table.generation)
 

@@ -475,6 +475,8 @@ class DeviceStore(StorageEngine):
 
     def put(self, digest: bytes, meta: RecordMeta, payload: bytes) -> None:
         check_digest(digest)
+        if self.truncated(meta):
+            return
         seq = self._next_seq()
         block, offset, size = self._append(digest, meta, payload, seq, tombstone=False, durable=False,
                                              keep_free=self.defrag_reserve_wblocks)
@@ -490,7 +492,13 @@ class DeviceStore(StorageEngine):
 
     def bury(self, digest: bytes, meta: RecordMeta) -> None:
         check_digest(digest)
+        if self.truncated(meta):
+            return
         self._tombstone(digest, tombstone_meta(meta), durable=True)
+
+    def _unbury(self, digest: bytes) -> None:
+        # an internal tombstone over it: a cold start finds no durable one to bring back
+        self._tombstone(digest, self._buried[partition_id(digest)][digest].meta, durable=False)
 
     def drop_partition(self, pid: int) -> int:
         dropped = 0

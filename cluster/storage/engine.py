@@ -34,6 +34,12 @@ non-durable delete: the record just vanishes. `drop_partition` is for a partitio
 no longer holds: everything of it leaves the index and its space is released (the device
 writes nothing for it, so a cold start may bring dropped entries back).
 
+Truncation (the server's `truncate` info command): `truncate(ns_lut, set_luts)` sets the
+namespace's last-update-time cutoffs (citrusleaf ms, 0 = none; the namespace-wide one and
+one per set name) and drops every record and durable tombstone updated before its cutoff.
+While a cutoff stands, put and bury of a copy updated before it store nothing: a stale
+copy from a replica write or a migration cannot bring truncated data back.
+
 Time is always an argument, in citrusleaf units (see record.py), so the engines are
 deterministic under a simulated clock. `tick(now_ms)` takes citrusleaf milliseconds: nsup
 compares `now_ms // 1000` with void-times.
@@ -105,6 +111,8 @@ class StorageEngine(ABC):
         self._index: list[dict[bytes, Any]] = [{} for _ in range(N_PARTITIONS)]
         self._buried: list[dict[bytes, Any]] = [{} for _ in range(N_PARTITIONS)]
         self._nsup_cursor = 0
+        self._truncate_ns = 0  # last-update-time cutoffs: see truncate()
+        self._truncate_sets: dict[str, int] = {}
 
     # -- reads -------------------------------------------------------------------------
 
@@ -161,6 +169,26 @@ class StorageEngine(ABC):
         entry = self._index[partition_id(digest)].get(digest)
         return None if entry is None or entry.meta.expired(now_s) else entry
 
+    # -- truncation ------------------------------------------------------------------------
+
+    def truncate(self, ns_lut: int, set_luts: dict[str, int]) -> int:
+        """Set the cutoffs and drop what they truncate -> how many records and durable
+        tombstones were dropped."""
+        self._truncate_ns, self._truncate_sets = ns_lut, {name: lut for name, lut in set_luts.items() if lut}
+        dropped = 0
+        for pid in range(N_PARTITIONS):
+            for digest in [d for d, e in self._index[pid].items() if self.truncated(e.meta)]:
+                self.delete(digest)
+                dropped += 1
+            for digest in [d for d, e in self._buried[pid].items() if self.truncated(e.meta)]:
+                self._unbury(digest)
+                dropped += 1
+        return dropped
+
+    def truncated(self, meta: RecordMeta) -> bool:
+        """Updated before its namespace's or its set's cutoff (the server's `<`)."""
+        return meta.lut < self._truncate_ns or meta.lut < self._truncate_sets.get(meta.set_name, 0)
+
     # -- nsup ----------------------------------------------------------------------------
 
     def _expire_some(self, now_s: int) -> None:
@@ -196,6 +224,10 @@ class StorageEngine(ABC):
     def bury(self, digest: bytes, meta: RecordMeta) -> None:
         """Make `digest` a durable tombstone carrying `meta` (stored with void_time 0),
         replacing whatever it held. OutOfSpace only if not even the tombstone fits."""
+
+    @abstractmethod
+    def _unbury(self, digest: bytes) -> None:
+        """Forget the durable tombstone of `digest` (truncation)."""
 
     @abstractmethod
     def drop_partition(self, pid: int) -> int:

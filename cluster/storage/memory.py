@@ -59,10 +59,14 @@ class MemoryStore(StorageEngine):
 
     def put(self, digest: bytes, meta: RecordMeta, payload: bytes) -> None:
         check_digest(digest)
+        if self.truncated(meta):
+            return
         self._replace(digest, _Entry(meta, bytes(payload)))
 
     def bury(self, digest: bytes, meta: RecordMeta) -> None:
         check_digest(digest)
+        if self.truncated(meta):
+            return
         self._replace(digest, _Entry(tombstone_meta(meta), b"", tombstone=True))
 
     def delete(self, digest: bytes) -> bool:
@@ -71,6 +75,9 @@ class MemoryStore(StorageEngine):
             return False
         self._used -= old.size
         return True
+
+    def _unbury(self, digest: bytes) -> None:
+        self._used -= self._buried[partition_id(digest)].pop(digest).size
 
     def drop_partition(self, pid: int) -> int:
         dropped = 0

@@ -238,3 +238,18 @@ def test_memory_tombstones_cost_a_fixed_size():
     assert store.stats().used_bytes == 101 and store.stats().tombstones == 1
     assert store.drop_partition(partition_id(key(1))) >= 1
     assert store.lookup(key(1)) is None
+
+
+def test_truncate_drops_what_was_updated_before_the_cutoffs_and_refuses_older_copies(store):
+    store.put(key(1), RecordMeta(1, 0, 100, "a"), b"old")
+    store.put(key(2), RecordMeta(1, 0, 200, "a"), b"new")
+    store.put(key(3), RecordMeta(1, 0, 100, "b"), b"other set")
+    store.bury(key(4), RecordMeta(2, 0, 150, "a"))
+    assert store.truncate(0, {"a": 200}) == 2  # key 1 and the tombstone: updated before 200
+    assert store.get(key(1), 0) is None and store.lookup(key(4)) is None
+    assert store.get(key(2), 0) is not None and store.get(key(3), 0) is not None
+    store.put(key(1), RecordMeta(1, 0, 199, "a"), b"a stale copy")  # a migration or replica write
+    store.bury(key(5), RecordMeta(1, 0, 199, "a"))
+    assert store.lookup(key(1)) is None and store.lookup(key(5)) is None
+    assert store.truncate(300, {}) == 2 and store.record_count() == 0
+    assert store.set_counts() == {}
