@@ -65,10 +65,14 @@ class ProxyServer:
         env = dict(os.environ, PYTHONPATH=repo_root + os.pathsep + os.environ.get("PYTHONPATH", ""))
         try:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         preexec_fn=_die_with_parent)
+                                         **self._lifetime())
         finally:
             if self.log_path:
                 log.close()
+
+    def _lifetime(self) -> dict:
+        """Popen options tying the server's life to ours: it dies with its parent."""
+        return {"preexec_fn": _die_with_parent}
 
     def _wait_ready(self, timeout: float) -> bool:
         """True once /version answers; False if the child exited first."""

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
@@ -117,16 +115,8 @@ def dial_via(cluster: LocalCluster, spec: NodeSpec, channel: str) -> str:
 class DetachedProxyServer(ProxyServer):
     """refproxy for `refcluster up`: outlives the command (its own session), like the nodes."""
 
-    def _spawn(self) -> None:
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        repo_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ, PYTHONPATH=repo_root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        try:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
-        finally:
-            if self.log_path:
-                log.close()
+    def _lifetime(self) -> dict:
+        return {"start_new_session": True}
 
 
 def stop_pid(pid: int | None, timeout: float = 5.0) -> None:

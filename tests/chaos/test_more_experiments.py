@@ -6,49 +6,14 @@ import re
 
 import pytest
 
-from chaos.results import RunFolder
 from tests.chaos.test_experiments import (
     REPO,
-    RUN_FILES,
     SCALED,
-    ChaosRun,
-    assert_report_renders,
+    assert_complete,
     hypothesis_probes,
+    method_runs,
     run_experiment,
 )
-
-
-def method_runs(journal: dict) -> dict[str, dict]:
-    return {r["activity"]["name"]: r for r in journal["run"]}
-
-
-def assert_complete(run: ChaosRun, code: int, kinds: list[str], lossless: bool = True) -> RunFolder:
-    """Exit 0, every file, the hypothesis met before and after, every method step and rollback
-    succeeded, these fault windows (ended), and the report renders with its plots."""
-    out = run.output()
-    assert code == 0, out[-4000:]
-    folder = run.folder()
-    for name in RUN_FILES:
-        assert (folder / name).exists(), name
-    journal = folder.journal()
-    assert journal["status"] == "completed" and journal["deviated"] is False
-    for when in ("before", "after"):
-        assert journal["steady_states"][when]["steady_state_met"], journal["steady_states"][when]
-    assert all(r["status"] == "succeeded" for r in journal["run"]), [r.get("exception") for r in journal["run"]]
-    assert journal["rollbacks"] and all(r["status"] == "succeeded" for r in journal["rollbacks"])
-    faults = folder.faults()
-    assert [f.kind for f in faults] == kinds and all(f.end is not None for f in faults), faults
-    safety = folder.safety()
-    assert safety["counts"]["writes"]["ok"] > 100 and safety["counts"]["failed_visible"] == 0
-    if lossless:
-        assert safety["valid"] and safety["counts"]["lost"] == 0
-        assert hypothesis_probes(journal, "after")["no-acknowledged-write-lost"]["output"] == 0
-        assert "safety: valid: 0 acknowledged writes lost" in out
-    timeline = folder.timeline()
-    assert timeline["ops"].sum() > 0 and timeline["cluster_size_min"].iloc[-1] == folder.config()["settings"]["nodes"]
-    assert f"report: {folder / 'report.html'}" in out
-    assert_report_renders(folder)
-    return folder
 
 
 def test_slow_link_raises_write_p99_not_read_p99(tmp_path):
