@@ -33,6 +33,7 @@ from cluster.core.write import Outcome, all_bins, read_op
 from cluster.node.membership_driver import monotonic_ms
 from cluster.node.namespace import Namespace
 from cluster.storage.engine import OutOfSpace, RecordTooBig
+from cluster.storage.record import RecordMeta
 from cluster.wire import message as wm
 from cluster.wire.batch import parse_rows
 from cluster.wire.digest import N_PARTITIONS, partition_id
@@ -268,7 +269,7 @@ class Transactions:
             out.extend(read_op(record_bins, op))
         return Outcome(ResultCode.OK, meta.generation, meta.void_time, out)
 
-    def _read_touch(self, ns: Namespace, digest: bytes, meta, payload: bytes, pct: int) -> None:
+    def _read_touch(self, ns: Namespace, digest: bytes, meta: RecordMeta, payload: bytes, pct: int) -> None:
         """The server's read-touch: a read once `pct`% of the TTL the last write gave has
         passed resets that TTL from now; same generation (a touch the client did not ask
         for must not fail its generation checks), replicated, not waited for (the read's

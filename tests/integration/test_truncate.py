@@ -105,5 +105,9 @@ def test_truncate_reaches_every_node_and_a_returning_node_brings_nothing_back(tm
             wait_until(lambda: all(set_info(cluster[n], "gone").get("objects", "0") == "0"
                                    for n in ("n1", "n2", "n3")), 15, "n3 to take the truncate")
             assert present(client, keys) == []
+            for i in range(1000, 1100):  # new records, so that every node lists the set and its cutoff
+                client.put((NS, "gone", i), {"v": 2})
+            luts = {set_info(cluster[n], "gone")["truncate_lut"] for n in ("n1", "n2", "n3")}
+            assert len(luts) == 1 and int(luts.pop()) > 0  # n3 took the cutoff it missed
         finally:
             client.close()
