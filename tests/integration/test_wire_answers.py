@@ -126,17 +126,22 @@ def test_operate_delete_on_a_missing_record_is_not_found(aero):
         aero.operate((NS, SET, "never-written"), [op.delete()])
 
 
-def test_udf_apply_and_register_are_refused_as_unsupported(aero, tmp_path):
-    aero.put((NS, SET, "udf"), {"a": 1})
-    with pytest.raises(ex.AerospikeError) as caught:
-        aero.apply((NS, SET, "udf"), "module", "function", [1])
-    assert caught.value.code == ResultCode.UNSUPPORTED_FEATURE
-    assert aero.get((NS, SET, "udf"))[1]["gen"] == 1  # nothing was written
-    script = tmp_path / "module.lua"
-    script.write_text("function f(rec) return 1 end\n")
-    with pytest.raises(ex.AerospikeError) as caught:
-        aero.udf_put(str(script))
-    assert caught.value.code == ResultCode.UNSUPPORTED_FEATURE
+def test_udf_apply_and_register_are_refused_as_unsupported(node, tmp_path):
+    # the client copies a registered module into its lua user path: keep it in tmp_path
+    aero = aerospike.client({"hosts": [node.address], "lua": {"user_path": str(tmp_path)}}).connect()
+    try:
+        aero.put((NS, SET, "udf"), {"a": 1})
+        with pytest.raises(ex.AerospikeError) as caught:
+            aero.apply((NS, SET, "udf"), "module", "function", [1])
+        assert caught.value.code == ResultCode.UNSUPPORTED_FEATURE
+        assert aero.get((NS, SET, "udf"))[1]["gen"] == 1  # nothing was written
+        script = tmp_path / "module.lua"
+        script.write_text("function f(rec) return 1 end\n")
+        with pytest.raises(ex.AerospikeError) as caught:
+            aero.udf_put(str(script))
+        assert caught.value.code == ResultCode.UNSUPPORTED_FEATURE
+    finally:
+        aero.close()
 
 
 def test_secondary_index_creation_is_refused(aero):
