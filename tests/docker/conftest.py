@@ -3,9 +3,11 @@
 tools/docker-setup.sh installs and starts Docker when it can (root, Debian mirror); when it
 cannot, every test here skips with its message. The image is built once per session (a
 cached tag: seconds when nothing changed). Every container, network and volume a test makes
-is labelled and removed at its end, also on failure; the session ends by checking that.
+is labelled and removed at its end, also on failure; the session ends by checking that
+(for its own containers: other runs may share the engine).
 """
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -23,9 +25,13 @@ def docker_engine():
 
     client = docker.from_env(timeout=120)
     yield client
+    from cluster.deploy.docker_cluster import OWNER, _orphaned
     from cluster.deploy.docker_image import LABEL
+    # ours, or nobody's: other runs may be using Docker on this machine at the same time
+    me = f"pid:{os.getpid()}:"
     left = [c.name for c in client.containers.list(all=True, filters={"label": LABEL})
-            if c.labels.get(LABEL) not in ("base", "node")]
+            if c.labels.get(LABEL) not in ("base", "node") and (c.labels.get(OWNER, "").startswith(me)
+                                                               or _orphaned(c.labels))]
     assert not left, f"containers left behind: {left}"
 
 

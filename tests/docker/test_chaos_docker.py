@@ -1,43 +1,40 @@
 """rack_breaker and partition_heal through the real `chaos` CLI with `--var backend=docker`:
 the embedded cluster is a DockerCluster (node containers; kill = docker kill, the split =
 iptables inside the containers), durations scaled down. Run helpers and checks are the
-chaos tests' own; a watcher records what the node containers went through."""
+chaos tests' own; the node containers' states are recorded while the run goes."""
 
-import contextlib
-import threading
+import time
 
 import pytest
 
+from cluster.deploy.docker_cluster import OWNER
 from cluster.deploy.docker_image import LABEL
-from tests.chaos.test_experiments import SCALED, run_experiment
+from tests.chaos.test_experiments import SCALED, ChaosRun
 from tests.chaos.test_more_experiments import assert_complete, method_runs
 
 pytestmark = pytest.mark.timeout(300)
 DOCKER = ["--var", "backend=docker", *SCALED]
 
 
-@contextlib.contextmanager
-def container_states(client):
-    """node name -> the states its container was seen in while the block ran."""
+def run_watched(client, experiment: str, tmp_path, *args: str) -> tuple:
+    """run_experiment, plus node name -> the states its container was seen in meanwhile (the
+    containers of this run's `chaos` process: other runs may share the engine)."""
+    run = ChaosRun(experiment, tmp_path, *args)
+    owner = f"pid:{run.proc.pid}:"
     seen: dict[str, set[str]] = {}
-    done = threading.Event()
-
-    def watch():
-        while not done.wait(0.3):
-            for c in client.containers.list(all=True, filters={"label": f"{LABEL}.node"}):
+    deadline = time.monotonic() + 270
+    while run.proc.poll() is None and time.monotonic() < deadline:
+        for c in client.containers.list(all=True, filters={"label": f"{LABEL}.node"}):
+            if c.labels.get(OWNER, "").startswith(owner):
                 seen.setdefault(c.labels[f"{LABEL}.node"], set()).add(c.status)
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        yield seen
-    finally:
-        done.set()
-        thread.join(10)
+        time.sleep(0.3)
+    code = run.wait(10)
+    assert not run.leftovers(), run.output()[-3000:]
+    return run, code, seen
 
 
 def test_rack_breaker_on_docker(docker_engine, node_image, tmp_path):
-    with container_states(docker_engine) as seen:
-        run, code = run_experiment("chaos/rack_breaker.yaml", tmp_path, *DOCKER, "--var", "repair_s=2", timeout=280)
+    run, code, seen = run_watched(docker_engine, "chaos/rack_breaker.yaml", tmp_path, *DOCKER, "--var", "repair_s=2")
     folder = assert_complete(run, code, ["kill_rack"])
     assert folder.faults()[0].targets == ("n2", "n4")
     assert method_runs(folder.journal())["full-replication-without-the-rack"]["output"] == 0
@@ -48,9 +45,8 @@ def test_rack_breaker_on_docker(docker_engine, node_image, tmp_path):
 
 
 def test_partition_heal_on_docker(docker_engine, node_image, tmp_path):
-    with container_states(docker_engine) as seen:
-        run, code = run_experiment("chaos/partition_heal.yaml", tmp_path, *DOCKER, "--var", "split_s=6",
-                                   "--var", "links=direct", timeout=280)
+    run, code, seen = run_watched(docker_engine, "chaos/partition_heal.yaml", tmp_path, *DOCKER, "--var", "split_s=6",
+                                  "--var", "links=direct")
     folder = assert_complete(run, code, ["partition"], lossless=False)
     assert sorted(method_runs(folder.journal())["each-side-forms-a-cluster"]["output"].values()) == [1, 2]
     timeline = folder.timeline()

@@ -1,6 +1,7 @@
 """Nothing left behind: the CLI's `down`, and `refcluster gc` after a runner was SIGKILLed
 with its containers, network and volumes still there."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -12,34 +13,36 @@ from tests.conftest import wait_until
 RUNNER = """
 import sys, time
 from cluster.deploy.docker_cluster import DockerCluster
-DockerCluster(nodes=2, rf=1, image=sys.argv[1]).start()
-print("up", flush=True)
+cluster = DockerCluster(nodes=2, rf=1, image=sys.argv[1]).start()
+print(cluster.cluster_id, flush=True)
 time.sleep(600)
 """
 
 
-def ours(client, kind):
-    items = getattr(client, kind).list(**({"all": True} if kind == "containers" else {}), filters={"label": LABEL})
-    labels = [i.labels if kind == "containers" else i.attrs.get("Labels") or {} for i in items]
-    return [lab[LABEL] for lab in labels if lab.get(LABEL) not in ("base", "node")]
+def ours(client, kind, cluster_id):
+    """The containers, networks or volumes of one cluster (other runs may share the engine)."""
+    items = getattr(client, kind).list(**({"all": True} if kind == "containers" else {}),
+                                       filters={"label": f"{LABEL}={cluster_id}"})
+    return [i.name for i in items]
 
 
 def test_gc_removes_what_a_killed_runner_left(docker_engine, node_image):
     runner = subprocess.Popen([sys.executable, "-c", RUNNER, node_image], stdout=subprocess.PIPE, text=True)
     try:
-        assert runner.stdout.readline().strip() == "up"
+        cluster_id = runner.stdout.readline().strip()
     finally:
         runner.send_signal(signal.SIGKILL)
         runner.wait(10)
-    left = {kind: ours(docker_engine, kind) for kind in ("containers", "networks", "volumes")}
+    left = {kind: ours(docker_engine, kind, cluster_id) for kind in ("containers", "networks", "volumes")}
     assert [len(v) for v in left.values()] == [2, 1, 2], left  # a crash leaves them, gc's job
     assert refcluster(["gc"]) == 0
-    assert all(not ours(docker_engine, kind) for kind in ("containers", "networks", "volumes"))
+    assert all(not ours(docker_engine, kind, cluster_id) for kind in ("containers", "networks", "volumes"))
 
 
 def test_cli_up_fault_down_with_the_docker_backend(docker_engine, node_image, tmp_path, capsys):
     run = str(tmp_path / "run")
     assert refcluster(["up", "--backend", "docker", "--nodes", "3", "--racks", "3", "--dir", run]) == 0
+    cluster_id = json.loads((tmp_path / "run" / "cluster.json").read_text())["cluster_id"]
     try:
         assert refcluster(["fault", "isolate", "n3", "--dir", run]) == 0
         assert refcluster(["kill", "n2", "--dir", run]) == 0
@@ -54,4 +57,4 @@ def test_cli_up_fault_down_with_the_docker_backend(docker_engine, node_image, tm
         wait_until(whole, 20, "status: 3 nodes up in one cluster", poll=0.5)
     finally:
         assert refcluster(["down", "--dir", run]) == 0
-    assert all(not ours(docker_engine, kind) for kind in ("containers", "networks", "volumes"))
+    assert all(not ours(docker_engine, kind, cluster_id) for kind in ("containers", "networks", "volumes"))
