@@ -115,6 +115,8 @@ def headline(timeline: pd.DataFrame, fault: Fault, horizon: float = math.inf,
 def headlines(run: RunFolder) -> list[dict]:
     """One headline per fault window of the run, in start order."""
     timeline, faults, safety = run.timeline(), run.faults(), run.safety()
+    if not faults:  # e.g. an existing cluster the harness could not fault
+        return []
     horizons = [f.start for f in faults[1:]] + [math.inf]
     return [headline(timeline, fault, horizon, safety) for fault, horizon in zip(faults, horizons, strict=True)]
 

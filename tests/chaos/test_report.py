@@ -4,8 +4,8 @@ test_recorder_report.py)."""
 import pandas as pd
 
 from chaos.recorder import merge_timeline
-from chaos.report import headline
-from chaos.results import Fault
+from chaos.report import headline, headlines, write_report
+from chaos.results import Fault, RunFolder
 
 # A 3-node cluster; n3 dies at 102.5; the survivors notice at 104, re-form at 105 (key B),
 # migrate until 107; a second-long blip of partitions below RF comes back at 109.
@@ -79,3 +79,11 @@ def test_the_merge_has_one_row_per_second_even_where_the_load_wrote_none():
     assert merged["READ.ops"].fillna(0).tolist() == [0, 5, 0, 8]
     assert merged.loc[3, "READ.p99_ms"] == 9.0 and merged.loc[3, "READ.errors"] == 1
     assert merged.loc[3, "errors.9"] == 1 and merged.loc[3, "errors.-10"] == 2
+
+
+def test_a_run_without_faults_has_no_headlines_and_still_a_report(tmp_path):
+    run = RunFolder.create("no-faults", root=tmp_path)
+    frame = timeline()
+    frame.to_csv(run.path / "timeline.csv", index=False)
+    assert headlines(run) == []
+    assert "<svg" in write_report(run.path).read_text()
