@@ -80,7 +80,8 @@ def test_stack_deploy_on_a_one_node_swarm(node_image, docker_engine):
         run("docker", "stack", "rm", PROJECT, check=False)
         wait_until(lambda: not docker_engine.containers.list(all=True, filters=stack), 60, "the stack's containers to go", poll=1)
         wait_until(lambda: not docker_engine.networks.list(filters=stack), 30, "the stack's network to go", poll=1)
-        if ours:
+        if ours:  # and the bridge that joining made, unless a container is still on it
             run("docker", "swarm", "leave", "--force", check=False)
+            run("docker", "network", "rm", "docker_gwbridge", check=False)
         for volume in docker_engine.volumes.list(filters=stack):
             volume.remove(force=True)
