@@ -102,7 +102,7 @@ class DataPlane:
     # -- versions ------------------------------------------------------------------------
 
     def load_versions(self, now_s: int) -> None:
-        """At start-up: every partition with anything on disk is an isolated copy (spec §3.1)."""
+        """At start-up: every partition with anything on disk is an isolated copy (as Aerospike's exchange treats a restarted node's data)."""
         for ns, store in self.stores.items():
             for pid, state in enumerate(self.partitions[ns]):
                 has_data = store.partition_count(pid) or store.partition_entries(pid, now_s)  # tombstones count
@@ -131,7 +131,7 @@ class DataPlane:
         self._frozen = True
 
     def on_orphaned(self) -> None:
-        """No cluster: partitions are unavailable here (spec §7.1, "frozen") until the next
+        """No cluster: partitions are unavailable here (the real server's "frozen" partitions) until the next
         exchange; the versions stay, to be exchanged when a cluster forms again."""
         self.migrations.reset(0)
         self.cluster_key = 0
@@ -189,7 +189,7 @@ class DataPlane:
         return PROXY, state.working_master
 
     def dup_sources(self, ns: str, pid: int) -> tuple[int, ...]:
-        """Duplicates a write here must consult first (spec §7.4): the ones not merged in yet.
+        """Duplicates a write here must consult first (core/dup_res.py): the ones not merged in yet.
 
         The final master knows when a duplicate's migration is in; an acting master does not
         (the duplicates migrate to the final master), so it consults them until it hands off.

@@ -761,7 +761,7 @@ class DataSimulation(Simulation):
     def _data_check_copies(self, key: int, hist: KeyHistory, master: int, digest: bytes) -> None:
         """Every replica's copy is acceptable too, and equal to the master's unless the key has
         an operation in doubt after its last acknowledged one (a write that timed out may have
-        reached some replicas only: nothing retransmits it once the client gave up, spec §7.3)."""
+        reached some replicas only: nothing retransmits it once the client gave up, as on the real server)."""
         plane = self.data_nodes[master].plane
         pid = partition_id(digest)
         want = image_of(self.data_nodes[master].store, digest, self.now_ms // 1000)
