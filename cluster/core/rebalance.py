@@ -1,4 +1,5 @@
-"""Partition rebalance after an exchange: who serves, who migrates what to whom (Aerospike's balance_namespace_ap and queue_namespace_migrations in partition_balance.c).
+"""Partition rebalance after an exchange: who serves, who migrates what to whom
+(Aerospike's balance_namespace_ap and queue_namespace_migrations in partition_balance.c).
 
 Every member runs `balance_namespace` on the same exchanged versions and gets the same
 global decisions; each keeps the part that concerns itself. For one partition, with the
