@@ -71,8 +71,9 @@ class ProxyServer:
                 log.close()
 
     def _lifetime(self) -> dict:
-        """Popen options tying the server's life to ours: it dies with its parent."""
-        return {"preexec_fn": _die_with_parent}
+        """Popen options tying the server's life to ours: it dies with its parent, but a
+        terminal's Ctrl-C reaches only the parent, which still needs the proxy to heal."""
+        return {"preexec_fn": _die_with_parent, "process_group": 0}
 
     def _wait_ready(self, timeout: float) -> bool:
         """True once /version answers; False if the child exited first."""

@@ -111,7 +111,11 @@ class LocalNode:
         log = open(self.log_path, "ab")
         repo_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, PYTHONPATH=repo_root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        lifetime = {"start_new_session": True} if self.detached else {"preexec_fn": _die_with_parent}
+        # A node dies with its runner, but in a process group of its own: a terminal's Ctrl-C
+        # goes to the runner, which restores and stops the cluster in order (a node that got
+        # the SIGINT itself would already be gone, mid-rollback).
+        lifetime = ({"start_new_session": True} if self.detached
+                    else {"preexec_fn": _die_with_parent, "process_group": 0})
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, **lifetime)
         log.close()
         if wait:
