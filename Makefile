@@ -1,5 +1,5 @@
 # Two commands a new user needs (see README):
-#   make demo   set everything up, start the embedded local cluster, run a short load, print results
+#   make demo   set everything up, run chaos/rack_breaker.yaml on the embedded cluster under load, print the summary and report
 #   make test   set everything up and run the whole test suite (what CI runs)
 
 PY ?= python3
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Debian packages (iptables, chromium): installed as root when missing, else the tests needing them skip
+# Debian packages (iptables, chromium, prometheus): installed as root when missing, else the tests needing them skip
 system:
 	./tools/system-deps.sh
 
