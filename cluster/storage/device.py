@@ -349,16 +349,14 @@ class DeviceStore(StorageEngine):
 
     def _persist(self, sync: bool) -> None:
         """Write out the buffer, then free the vacated wblocks whose copies that wrote."""
-        self._write_buffer()
-        self._dirty_since_ms = None
-        mark = self.appended
+        mark = self.start_commit()
         if self._vacated:
             self._release_vacated()
         elif sync:
-            os.fdatasync(self._fd)
+            self.sync()
         else:
             return
-        self.committed = max(self.committed, mark)
+        self.finish_commit(mark)
 
     def _release_vacated(self) -> None:
         # The copies must be durable before the originals' headers are zeroed. This sync also
