@@ -7,6 +7,7 @@ scrapes every node and refproxy, and answers every PromQL expression of the Graf
 dashboard (panels and the fault annotation) with data while a load runs and after a fault
 window. Grafana itself is not installable here."""
 
+import contextlib
 import json
 import math
 import shutil
@@ -16,6 +17,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
@@ -130,27 +132,34 @@ class PrometheusApi:
             return []  # not listening yet
 
 
+@contextlib.contextmanager
+def prometheus(config: Path, tmp_path: Path) -> Iterator[PrometheusApi]:
+    """Prometheus running `config` on a free port, its TSDB and prometheus.log in tmp_path."""
+    port = free_port()
+    with open(tmp_path / "prometheus.log", "wb") as log:
+        proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                 f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    try:
+        yield PrometheusApi(f"http://127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture
 def stack(tmp_path):
     """The repo layout Prometheus expects, in tmp_path: dashboards/prometheus.yml reads
     ../run/cluster/prometheus/*.json, where LocalCluster writes its targets."""
     (tmp_path / "dashboards").mkdir()
     config = shutil.copy(DASHBOARDS / "prometheus.yml", tmp_path / "dashboards")
-    with LocalCluster(nodes=3, rf=2, run_dir=tmp_path / "run" / "cluster", links="proxied") as cluster:
-        port = free_port()
-        with open(tmp_path / "prometheus.log", "wb") as log:
-            proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                     f"--web.listen-address=127.0.0.1:{port}"],
-                                    stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        try:
-            yield cluster, PrometheusApi(f"http://127.0.0.1:{port}"), tmp_path / "prometheus.log"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with (LocalCluster(nodes=3, rf=2, run_dir=tmp_path / "run" / "cluster", links="proxied") as cluster,
+          prometheus(config, tmp_path) as api):
+        yield cluster, api, tmp_path / "prometheus.log"
 
 
 def run_load(cluster: LocalCluster, stop: threading.Event) -> None:
