@@ -177,29 +177,22 @@ class Faults:
 
     def kill(self, node: str) -> FaultWindow:
         """SIGKILL: nothing flushed. Ends when the node is restarted (`restart`, `restore`)."""
-        with self._lock:
-            self._check_node(node)
-            self._require_running(node)
-            window = self._open("kill", [node], [["start", node]])
-            self.cluster.kill(node)
-            return window
+        return self._node_fault("kill", node, self.cluster.kill, "start")
 
     def stop(self, node: str) -> FaultWindow:
         """SIGTERM (a clean shutdown). Ends when the node is restarted."""
-        with self._lock:
-            self._check_node(node)
-            self._require_running(node)
-            window = self._open("stop", [node], [["start", node]])
-            self.cluster.stop_node(node)
-            return window
+        return self._node_fault("stop", node, self.cluster.stop_node, "start")
 
     def pause(self, node: str) -> FaultWindow:
         """SIGSTOP: the process freezes as in a long GC pause; its sockets stay open."""
+        return self._node_fault("pause", node, self.cluster.pause, "resume")
+
+    def _node_fault(self, kind: str, node: str, act, undo: str) -> FaultWindow:
         with self._lock:
             self._check_node(node)
             self._require_running(node)
-            window = self._open("pause", [node], [["resume", node]])
-            self.cluster.pause(node)
+            window = self._open(kind, [node], [[undo, node]])
+            act(node)
             return window
 
     def resume(self, node: str) -> None:
