@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from chaos.results import read_csv
+from chaos.results import append_csv, read_csv
 from cluster.deploy.local import info_request
 from cluster.deploy.local_cluster import parse_info_kv
 
@@ -111,9 +111,9 @@ class Recorder:
         while not self._stop.wait(math.floor(time.time()) + 1.05 - time.time()):
             second = math.floor(time.time())
             row = self.sample() | {"time": second}
-            _append_csv(self.run_dir / "cluster.csv", self.columns, [row])
+            append_csv(self.run_dir / "cluster.csv", self.columns, [row])
             errors = [{"time": second, "error": code, "count": n} for code, n in self._new_failures().items()]
-            _append_csv(self.run_dir / "errors.csv", ["time", "error", "count"], errors)
+            append_csv(self.run_dir / "errors.csv", ["time", "error", "count"], errors)
 
     # -- one sample -----------------------------------------------------------------------
 
@@ -265,12 +265,3 @@ def load_columns(timeseries: pd.DataFrame) -> pd.DataFrame:
     wide.columns = [f"{op}.{column}" for column, op in wide.columns]
     totals = service.groupby("timestamp")[["count", "errors"]].sum().rename(columns={"count": "ops"})
     return pd.concat([wide.sort_index(axis=1), totals], axis=1).rename_axis("time")
-
-
-def _append_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
-    is_new = not path.exists()
-    with path.open("a", newline="") as out:
-        writer = csv.DictWriter(out, columns)
-        if is_new:
-            writer.writeheader()
-        writer.writerows(rows)

@@ -68,14 +68,9 @@ class RunFolder:
     def add_fault(self, fault: Fault) -> None:
         """Append one fault window (write it once it has ended, or with end None and
         call again with the end: the last row for the same kind, targets and start wins)."""
-        path = self / "faults.csv"
-        is_new = not path.exists()
-        with path.open("a", newline="") as out:
-            writer = csv.writer(out)
-            if is_new:
-                writer.writerow(FAULT_COLUMNS)
-            writer.writerow([fault.kind, " ".join(fault.targets), f"{fault.start:.3f}",
-                             "" if fault.end is None else f"{fault.end:.3f}"])
+        append_csv(self / "faults.csv", FAULT_COLUMNS, [{
+            "kind": fault.kind, "targets": " ".join(fault.targets), "start": f"{fault.start:.3f}",
+            "end": "" if fault.end is None else f"{fault.end:.3f}"}])
 
     # -- reading ------------------------------------------------------------------------
 
@@ -111,6 +106,16 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def append_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    """Append ``rows`` to the CSV at ``path``, header first if the file is new."""
+    is_new = not path.exists()
+    with path.open("a", newline="") as out:
+        writer = csv.DictWriter(out, columns)
+        if is_new:
+            writer.writeheader()
+        writer.writerows(rows)
 
 
 def read_csv(path: Path) -> pd.DataFrame | None:
