@@ -89,9 +89,7 @@ class Latencies:
 
 def _number(value: Any) -> float | None:
     """A statistic as the exporter reads it: numbers and booleans; None for text."""
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
+    if isinstance(value, int | float):  # bool too
         return float(value)
     if value in ("true", "false"):
         return float(value == "true")
