@@ -138,10 +138,6 @@ def stop_pid(pid: int | None, timeout: float = 5.0) -> None:
 # -- network faults ------------------------------------------------------------------------------
 
 
-def _streams(mode_both: bool) -> tuple[str, ...]:
-    return ("upstream", "downstream") if mode_both else ("upstream",)
-
-
 class ProxiedLinks:
     """Network faults as toxics on the cluster's proxies (Toxiproxy HTTP API only)."""
 
