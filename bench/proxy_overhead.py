@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.failover import pct  # noqa: E402
 from bench.node_throughput import READ_REPLY, request  # noqa: E402
 from bench.raw_load import RESULT_AT, exchange, run_loaders, wait_listening  # noqa: E402
 from chaos.proxy.process import ProxyServer  # noqa: E402
@@ -46,15 +47,11 @@ def latencies_us(port: int, frames: list[bytes], n: int) -> list[float]:
     return out
 
 
-def percentile(values: list[float], p: float) -> float:
-    return sorted(values)[min(len(values) - 1, int(len(values) * p))]
-
-
 def measure(port: int, frames, args, proxy_pid: int | None) -> dict:
     lat = latencies_us(port, frames, args.requests)
     load = run_loaders([(port, frames[i::args.conns]) for i in range(args.conns)], args.seconds,
                        [proxy_pid] if proxy_pid else [], READ_REPLY)
-    return {"p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99), "rps": load.ops_per_s,
+    return {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "rps": load.ops_per_s,
             "cpu": load.cpu_us_per_op() if proxy_pid else float("nan")}
 
 
