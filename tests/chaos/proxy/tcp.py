@@ -19,6 +19,7 @@ class Upstream:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._conns: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
+        self._accepted = threading.Condition()
         self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
 
     def __enter__(self) -> "Upstream":
@@ -32,8 +33,11 @@ class Upstream:
         for t in self._threads:
             t.join(TIMEOUT)
 
-    def join(self) -> None:
-        """Wait until the behaviour of every connection so far has finished."""
+    def join(self, connections: int = 1) -> None:
+        """Wait until `connections` were accepted (the client may see its end close before
+        the accept thread has run) and the behaviour of every one so far has finished."""
+        with self._accepted:
+            self._accepted.wait_for(lambda: len(self._threads) >= connections, TIMEOUT)
         for t in list(self._threads):
             t.join(TIMEOUT)
 
@@ -48,7 +52,9 @@ class Upstream:
             self.received.append(bytearray())
             t = threading.Thread(target=self._serve, args=(conn, self.received[-1]), daemon=True)
             t.start()
-            self._threads.append(t)  # only once started: join() may run meanwhile
+            with self._accepted:
+                self._threads.append(t)  # only once started: join() may run meanwhile
+                self._accepted.notify_all()
 
     def _serve(self, conn: socket.socket, received: bytearray) -> None:
         try:

@@ -140,7 +140,7 @@ def test_reset_peer_sends_a_tcp_rst_to_both_peers(api, echo_proxy, timeout_ms):
                 sock.recv(10)
             reset_ms.append((time.perf_counter() - t0) * 1000)
     assert abs(statistics.median(reset_ms) - timeout_ms) <= LATENCY_TOLERANCE_MS, reset_ms
-    upstream.join()
+    upstream.join(connections=3)
     assert [type(e) for e in upstream.errors] == [ConnectionResetError] * 3
 
 
