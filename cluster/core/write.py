@@ -25,15 +25,14 @@ from cluster.wire.particles import ParticleType
 from cluster.wire.result_codes import AerospikeError, ResultCode
 
 from . import bins as binops
+from . import cdt, expressions
 from .records import DURABLE, ERASED, RecordImage
 
 TTL_NEVER_EXPIRE = 0xFFFFFFFF
 TTL_DONT_UPDATE = 0xFFFFFFFE
 MAX_GENERATION = 0xFFFF
-UNSUPPORTED_OPS = frozenset({
-    OpType.CDT_READ, OpType.CDT_MODIFY, OpType.EXP_READ, OpType.EXP_MODIFY,
-    OpType.BIT_READ, OpType.BIT_MODIFY, OpType.HLL_READ, OpType.HLL_MODIFY,
-})
+UNSUPPORTED_OPS = frozenset({OpType.BIT_READ, OpType.BIT_MODIFY, OpType.HLL_READ, OpType.HLL_MODIFY})
+READS = frozenset({OpType.READ, OpType.CDT_READ, OpType.EXP_READ})
 
 
 class Outcome:
@@ -62,7 +61,13 @@ def all_bins(record_bins: binops.Bins) -> list[Op]:
     return [Op(OpType.READ, ptype, name, value) for name, (ptype, value) in record_bins.items()]
 
 
-def read_op(record_bins: binops.Bins, op: Op) -> list[Op]:
+def read_op(record_bins: binops.Bins, op: Op, record: RecordImage | None = None, now_ms: int = 0) -> list[Op]:
+    """The bins one read op returns. `record` (the live copy, None if the write creates it)
+    and the clock are what expressions may read besides the bins."""
+    if op.op == OpType.CDT_READ:
+        return cdt.read(record_bins, op)
+    if op.op == OpType.EXP_READ:
+        return expressions.read(record_bins, op, record, now_ms)
     if op.op in UNSUPPORTED_OPS:
         raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"op {op.op} is not implemented")
     if op.op != OpType.READ:
@@ -133,8 +138,8 @@ def write(current: RecordImage | None, digest: bytes, msg: Message, set_name: st
     needs_record = not msg.ops  # touch and delete ops answer KEY_NOT_FOUND on a missing record
     for op in msg.ops:
         code = op.op
-        if code == OpType.READ:
-            out.extend(read_op(record_bins, op))
+        if code in READS:
+            out.extend(read_op(record_bins, op, live, now_ms))
             continue
         if code == OpType.WRITE:
             binops.write(record_bins, op.name, op.ptype, op.value)
@@ -147,6 +152,11 @@ def write(current: RecordImage | None, digest: bytes, msg: Message, set_name: st
         elif code == OpType.DELETE:
             needs_record = True
             record_bins.clear()
+        elif code == OpType.CDT_MODIFY:
+            out.extend(cdt.modify(record_bins, op))
+            continue
+        elif code == OpType.EXP_MODIFY:
+            expressions.modify(record_bins, op, live, now_ms)
         elif code in UNSUPPORTED_OPS:
             raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"op {code} is not implemented")
         else:
