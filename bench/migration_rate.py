@@ -19,6 +19,11 @@ is the per-node rate. Figures, all from the same run:
     python bench/migration_rate.py                       # ≈ 75 s: 100k records, 3 cases
     python bench/migration_rate.py --records 50000 --cases 1:1,1:0,4:0,8:0
     python bench/migration_rate.py --profile /tmp/migprof   # nodes under cProfile (inflated)
+    python bench/migration_rate.py --asd /work/asd/bin/asd --repeat 3   # real server too, interleaved
+
+With `--asd PATH` (or $ASD_BIN) a one-node cluster of the real server is loaded the same way
+and every case runs on it right before ours; "tx CPU %" is the sender's CPU over the case
+(100 % = one core busy).
 
 Goal (issue: data in a cluster): >= 20k records/s per node at migrate-threads 1, sleep 0.
 """
@@ -28,6 +33,7 @@ import socket
 import struct
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
@@ -35,6 +41,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.raw_load import RESULT_AT, ProfiledCluster  # noqa: E402
+from bench.real_server import add_asd_argument, asd_path, cluster_kinds, print_side_by_side  # noqa: E402
 from cluster.deploy.local import LocalNode, info_request  # noqa: E402
 from cluster.deploy.local_cluster import LocalCluster, parse_info_kv  # noqa: E402
 from cluster.wire import message as wm  # noqa: E402
@@ -122,56 +129,67 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--cases", default="1:1,1:0,4:0", help="threads:sleep_us,... (default: defaults, full speed, 4 threads)")
+    ap.add_argument("--repeat", type=int, default=1, help="run the cases this many times (medians in the summary)")
     ap.add_argument("--case-timeout", type=float, default=30.0, help="stop measuring a case after this many s")
     ap.add_argument("--engine", choices=["memory", "device"], default="memory")
-    ap.add_argument("--profile", metavar="DIR", help="run the nodes under cProfile, one .prof per node in DIR")
+    ap.add_argument("--profile", metavar="DIR", help="run our nodes under cProfile, one .prof per node in DIR")
+    add_asd_argument(ap)
     args = ap.parse_args()
-    cases = [tuple(int(x) for x in c.split(":")) for c in args.cases.split(",")]
+    cases = [tuple(int(x) for x in c.split(":")) for c in args.cases.split(",")] * args.repeat
     mib = max(256, args.records * 2 // 1024 + 64)
     settings = [*FAST, f"namespaces.test.storage-engine.type={args.engine}",
                 f"namespaces.test.storage-engine.data-size={mib}M", f"namespaces.test.storage-engine.filesize={mib}M"]
+    kinds = cluster_kinds(asd_path(args.asd))
     if args.profile:
         profile_dir = Path(args.profile).resolve()
         profile_dir.mkdir(parents=True, exist_ok=True)
-        lc = ProfiledCluster(nodes=1, rf=2, settings=settings, profile_dir=profile_dir)
-    else:
-        lc = LocalCluster(nodes=1, rf=2, settings=settings)
-    rows = []
-    with lc:
-        sender = lc["n1"]
-        print("empty namespace, threads 1 sleep 0 (per-partition handshake cost) ...", flush=True)
-        empty = run_case(lc, sender, 1, 0, args.case_timeout)
-        empty_ms = empty["elapsed"] * 1000 / max(empty["partitions"], 1)
-        print(f"  {empty['partitions']} partitions in {empty['elapsed']:.2f}s = {empty_ms:.2f} ms/partition", flush=True)
-        rate = load(sender.port, args.records)
-        print(f"loaded {args.records} records of 1 KiB at {rate:.0f} writes/s", flush=True)
+        kinds["ours"] = lambda **kw: ProfiledCluster(profile_dir=profile_dir, **kw)
+    rows, empties = [], {}
+    with ExitStack() as stack:
+        clusters = {kind: stack.enter_context(make(nodes=1, rf=2, settings=settings)) for kind, make in kinds.items()}
+        order = list(reversed(clusters))  # the real server first, when there is one
+        for kind in order:
+            lc = clusters[kind]
+            print(f"{kind}: empty namespace, threads 1 sleep 0 (per-partition handshake cost) ...", flush=True)
+            empty = empties[kind] = run_case(lc, lc["n1"], 1, 0, args.case_timeout)
+            print(f"  {empty['partitions']} partitions in {empty['elapsed']:.2f}s = "
+                  f"{empty['elapsed'] * 1000 / max(empty['partitions'], 1):.2f} ms/partition", flush=True)
+            rate = load(lc["n1"].port, args.records)
+            print(f"{kind}: loaded {args.records} records of 1 KiB at {rate:.0f} writes/s", flush=True)
         for threads, sleep_us in cases:
-            print(f"threads {threads} sleep {sleep_us} ...", flush=True)
-            row = run_case(lc, sender, threads, sleep_us, args.case_timeout)
-            rows.append(row)
-            print(f"  {row['records']} records, {row['partitions']} partitions in {row['elapsed']:.2f}s"
-                  f"{'' if row['done'] else ' (TIMED OUT, partial)'}", flush=True)
-    print(f"\n{args.records} records of 1 KiB ({args.records / 4096:.0f} per partition), {args.engine} storage; "
-          f"empty-partition handshake {empty_ms:.2f} ms at threads 1 ({empty['partitions']} partitions, "
-          f"{empty['elapsed']:.2f}s)")
-    print(f"empty partitions cost CPU {empty['tx_cpu'] * 1e3 / max(empty['partitions'], 1):.2f} ms (sender) + "
-          f"{empty['rx_cpu'] * 1e3 / max(empty['partitions'], 1):.2f} ms (receiver) per partition")
-    print(f"{'threads':>7}{'sleep':>6}{'s':>7}{'rec/s':>8}{'÷ goal':>8}{'rec-only/s':>11}"
-          f"{'tx µs/rec':>10}{'rx µs/rec':>10}{'ms/part':>8}")
+            for kind in order:
+                print(f"{kind}: threads {threads} sleep {sleep_us} ...", flush=True)
+                row = run_case(clusters[kind], clusters[kind]["n1"], threads, sleep_us, args.case_timeout)
+                rows.append({**row, "kind": kind})
+                print(f"  {row['records']} records, {row['partitions']} partitions in {row['elapsed']:.2f}s"
+                      f"{'' if row['done'] else ' (TIMED OUT, partial)'}", flush=True)
+    print(f"\n{args.records} records of 1 KiB ({args.records / 4096:.0f} per partition), {args.engine} storage")
+    for kind, empty in empties.items():
+        n = max(empty["partitions"], 1)
+        print(f"{kind}: empty-partition handshake {empty['elapsed'] * 1e3 / n:.2f} ms at threads 1 "
+              f"({empty['partitions']} partitions, {empty['elapsed']:.2f}s); CPU {empty['tx_cpu'] * 1e3 / n:.2f} ms "
+              f"(sender) + {empty['rx_cpu'] * 1e3 / n:.2f} ms (receiver) per partition")
+    print(f"{'server':<7}{'threads':>7}{'sleep':>6}{'s':>7}{'rec/s':>8}{'÷ goal':>8}{'rec-only/s':>11}"
+          f"{'tx µs/rec':>10}{'rx µs/rec':>10}{'tx CPU %':>9}{'ms/part':>8}")
+    summary: dict[str, dict[str, list[float]]] = {}
     for r in rows:
+        empty_ms = empties[r["kind"]]["elapsed"] * 1000 / max(empties[r["kind"]]["partitions"], 1)
         per_s = r["records"] / r["elapsed"]
         rest = r["elapsed"] - r["partitions"] * empty_ms / 1000 / r["threads"]
         only = r["records"] / rest if rest > 0 else float("inf")
         n = max(r["records"], 1)
-        print(f"{r['threads']:>7}{r['sleep']:>6}{r['elapsed']:>7.2f}{per_s:>8.0f}{per_s / GOAL:>8.2f}{only:>11.0f}"
-              f"{r['tx_cpu'] * 1e6 / n:>10.1f}{r['rx_cpu'] * 1e6 / n:>10.1f}"
+        print(f"{r['kind']:<7}{r['threads']:>7}{r['sleep']:>6}{r['elapsed']:>7.2f}{per_s:>8.0f}{per_s / GOAL:>8.2f}"
+              f"{only:>11.0f}{r['tx_cpu'] * 1e6 / n:>10.1f}{r['rx_cpu'] * 1e6 / n:>10.1f}"
+              f"{r['tx_cpu'] * 100 / r['elapsed']:>9.0f}"
               f"{r['elapsed'] * 1000 / max(r['partitions'], 1):>8.2f}{'' if r['done'] else '  partial'}")
-    full = [r for r in rows if r["threads"] == 1 and r["sleep"] == 0]
+        summary.setdefault(f"threads {r['threads']} sleep {r['sleep']}", {}).setdefault(r["kind"], []).append(per_s)
+    print("records/s")
+    print_side_by_side("records/s", summary)
+    full = [r for r in rows if r["threads"] == 1 and r["sleep"] == 0 and r["kind"] == "ours"]
     if full:
         per_s = full[0]["records"] / full[0]["elapsed"]
-        print(f"goal >= {GOAL} records/s per node at threads 1 sleep 0: {'met' if per_s >= GOAL else 'NOT met'} "
+        print(f"goal (ours) >= {GOAL} records/s per node at threads 1 sleep 0: {'met' if per_s >= GOAL else 'NOT met'} "
               f"({per_s:.0f}, {per_s / GOAL:.2f}x)")
-
 
 if __name__ == "__main__":
     main()
