@@ -42,6 +42,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.raw_load import RESULT_AT, exchange, run_loaders, wait_listening  # noqa: E402
+from bench.real_server import RealNode, add_asd_argument, asd_path  # noqa: E402
 from cluster.deploy.local import LocalNode, free_port_block  # noqa: E402
 from cluster.wire import message as wm  # noqa: E402
 from cluster.wire.digest import compute_digest  # noqa: E402
@@ -110,11 +111,14 @@ class ProfiledNode(LocalNode):
         super().stop(timeout)
 
 
-def node_case(engine: str, kind: str, frames, reply_size: int, preload, args, work: Path) -> tuple[float, float]:
+def node_case(engine: str, kind: str, frames, reply_size: int | None, preload, args, work: Path,
+              real: bool = False) -> tuple[float, float]:
     settings = [f"namespaces.test.storage-engine.type={engine}", "namespaces.test.storage-engine.filesize=512M",
                 "namespaces.test.storage-engine.data-size=512M", "namespaces.test.replication-factor=1"]
     port = free_port_block(3)
-    if args.profile:
+    if real:
+        node = RealNode(args.asd, work / f"real-{engine}-{kind}", port, settings)
+    elif args.profile:
         suffix = "prof" if args.profile == "cprofile" else "txt"
         out = Path(args.profile_dir).resolve() / f"{engine}-{kind}.{suffix}"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +127,7 @@ def node_case(engine: str, kind: str, frames, reply_size: int, preload, args, wo
         node = LocalNode(work / f"{engine}-{kind}", port, settings)
     node.start()
     try:
-        pid = node.python_pid if args.profile else node.proc.pid
+        pid = node.python_pid if args.profile and not real else node.proc.pid
         with socket.create_connection(("127.0.0.1", port)) as s:
             for f in preload:
                 if exchange(s, f)[RESULT_AT] != 0:
@@ -141,11 +145,13 @@ def one_round(args, reads, writes) -> list[tuple[str, str, float, float, float]]
         floor_write = floor_case(WRITE_REPLY, writes, args)
         rows.append(("floor", "read", *floor_read, 1.0))
         rows.append(("floor", "write", *floor_write, 1.0))
+        servers = [("real", True), ("node", False)] if args.asd else [("node", False)]
         for engine in ("memory", "device"):
-            ops, us = node_case(engine, "read", reads, READ_REPLY, writes, args, work)
-            rows.append((f"node/{engine}", "read", ops, us, us / floor_read[1]))
-            ops, us = node_case(engine, "write", writes, WRITE_REPLY, [], args, work)
-            rows.append((f"node/{engine}", "write", ops, us, us / floor_write[1]))
+            for name, real in servers:  # the real server right before ours, same load
+                ops, us = node_case(engine, "read", reads, READ_REPLY, writes, args, work, real)
+                rows.append((f"{name}/{engine}", "read", ops, us, us / floor_read[1]))
+                ops, us = node_case(engine, "write", writes, WRITE_REPLY, [], args, work, real)
+                rows.append((f"{name}/{engine}", "write", ops, us, us / floor_write[1]))
     return rows
 
 
@@ -227,8 +233,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="rounds; the table shows medians")
     ap.add_argument("--profile", choices=["cprofile", "py-spy"], help="run the node cases under a profiler")
     ap.add_argument("--profile-dir", default="bench-profiles")
+    add_asd_argument(ap)
     ap.add_argument("--inproc", type=int, metavar="N", help="only the in-process µs/op of N requests per case")
     args = ap.parse_args()
+    args.asd = asd_path(args.asd)
     reads = [request("read", i) for i in range(args.records)]
     writes = [request("write", i) for i in range(args.records)]
     if args.inproc:
@@ -243,8 +251,15 @@ def main() -> None:
         ops = statistics.median(r[i][2] for r in rounds)
         us = statistics.median(r[i][3] for r in rounds)
         ratio = statistics.median(r[i][4] for r in rounds)
-        goal = "" if server == "floor" else f"{'met' if ratio <= GOALS[op] else 'NOT'} ≤{GOALS[op]:g}"
+        goal = "" if not server.startswith("node") else f"{'met' if ratio <= GOALS[op] else 'NOT'} ≤{GOALS[op]:g}"
         print(f"{server:<14}{op:<7}{ops:>10.0f}{us:>12.1f}{ratio:>9.2f}  {goal}")
+    if args.asd:  # CPU per op, real / ours, taken per round
+        at = {(server, op): i for i, (server, op, *_) in enumerate(rounds[0])}
+        for engine in ("memory", "device"):
+            for op in ("read", "write"):
+                real, ours = at[(f"real/{engine}", op)], at[(f"node/{engine}", op)]
+                ratio = statistics.median(r[real][3] / r[ours][3] for r in rounds)
+                print(f"real / ours CPU µs per op, {engine} {op}: {ratio:.2f}")
 
 
 if __name__ == "__main__":
