@@ -20,10 +20,15 @@ is the per-node rate. Figures, all from the same run:
     python bench/migration_rate.py --records 50000 --cases 1:1,1:0,4:0,8:0
     python bench/migration_rate.py --profile /tmp/migprof   # nodes under cProfile (inflated)
     python bench/migration_rate.py --asd /work/asd/bin/asd --repeat 3   # real server too, interleaved
+    python bench/migration_rate.py --nodes 3 --cases 1:1 --asd /work/asd/bin/asd   # 3 -> 4 nodes
 
 With `--asd PATH` (or $ASD_BIN) a one-node cluster of the real server is loaded the same way
 and every case runs on it right before ours; "tx CPU %" is the sender's CPU over the case
 (100 % = one core busy).
+
+With `--nodes N` the loaded node is first joined by N-1 others (migrations left to finish),
+so each case times N -> N+1 nodes: records/s, partitions and CPU are summed over all the
+senders, and after the new node is stopped the N nodes re-replicate before the next case.
 
 Goal (issue: data in a cluster): >= 20k records/s per node at migrate-threads 1, sleep 0.
 """
@@ -40,6 +45,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.failover import migrations_done  # noqa: E402
 from bench.raw_load import RESULT_AT, ProfiledCluster  # noqa: E402
 from bench.real_server import add_asd_argument, asd_path, cluster_kinds, print_side_by_side  # noqa: E402
 from cluster.deploy.local import LocalNode, info_request  # noqa: E402
@@ -96,39 +102,56 @@ def cpu_s(node: LocalNode) -> float:
     return sum(psutil.Process(node.pid).cpu_times()[:2])
 
 
-def run_case(lc: LocalCluster, sender: LocalNode, threads: int, sleep_us: int, timeout: float) -> dict:
-    set_config(sender, "set-config:context=service;migrate-threads=0")
+def total(nodes, key: str) -> int:
+    return sum(int(ns_stats(node)[key]) for node in nodes)
+
+
+def settle(lc: LocalCluster, timeout: float = 120.0) -> None:
+    """One cluster of the running nodes, no migration left anywhere."""
+    lc.wait_converged()
+    lc.wait_for(lambda: migrations_done(lc.running()), timeout, "migrations done", poll=POLL_S)
+
+
+def run_case(lc: LocalCluster, threads: int, sleep_us: int, timeout: float) -> dict:
+    """Add a node to the running ones (the senders, migration paused meanwhile), set the
+    throttles on every node, time until no node has a partition left to send or receive;
+    then stop the new node again and let the senders settle."""
+    senders = lc.running()
+    for node in senders:
+        set_config(node, "set-config:context=service;migrate-threads=0")
     receiver = lc.add()
     lc.wait_converged()
-    before = ns_stats(sender)
-    cpu0 = (cpu_s(sender), cpu_s(receiver))
-    set_config(sender, f"set-config:context=namespace;id=test;migrate-sleep={sleep_us}")
+    nodes = [*senders, receiver]
+    sent0, todo0 = total(nodes, "migrate_records_transmitted"), total(nodes, "migrate_tx_partitions_remaining")
+    cpu0 = (sum(map(cpu_s, senders)), cpu_s(receiver))
+    for node in nodes:
+        set_config(node, f"set-config:context=namespace;id=test;migrate-sleep={sleep_us}")
     t0 = time.monotonic()
-    set_config(sender, f"set-config:context=service;migrate-threads={threads}")
+    for node in nodes:
+        set_config(node, f"set-config:context=service;migrate-threads={threads}")
     done = False
     while time.monotonic() - t0 < timeout:
         # `namespace/test` costs the node a few ms (sums over 4096 partitions): poll gently
         time.sleep(POLL_S)
-        if int(ns_stats(sender)["migrate_tx_partitions_remaining"]) == 0 \
-                and int(ns_stats(receiver)["migrate_rx_partitions_remaining"]) == 0:
+        if total(nodes, "migrate_tx_partitions_remaining") == 0 and total(nodes, "migrate_rx_partitions_remaining") == 0:
             done = True
             break
     elapsed = time.monotonic() - t0
-    cpu1 = (cpu_s(sender), cpu_s(receiver))
-    after = ns_stats(sender)
+    cpu1 = (sum(map(cpu_s, senders)), cpu_s(receiver))
+    records = total(nodes, "migrate_records_transmitted") - sent0
+    partitions = todo0 - total(nodes, "migrate_tx_partitions_remaining")
     name = next(n for n, node in lc.nodes.items() if node is receiver)
     lc.stop_node(name)  # SIGTERM, so a profiled node writes its profile
-    lc.wait_converged()
-    records = int(after["migrate_records_transmitted"]) - int(before["migrate_records_transmitted"])
-    partitions = int(before["migrate_tx_partitions_remaining"]) - int(after["migrate_tx_partitions_remaining"])
+    settle(lc)
     return {"threads": threads, "sleep": sleep_us, "done": done, "elapsed": elapsed, "records": records,
-            "partitions": partitions, "tx_cpu": cpu1[0] - cpu0[0], "rx_cpu": cpu1[1] - cpu0[1]}
+            "partitions": partitions, "senders": len(senders), "tx_cpu": cpu1[0] - cpu0[0], "rx_cpu": cpu1[1] - cpu0[1]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--cases", default="1:1,1:0,4:0", help="threads:sleep_us,... (default: defaults, full speed, 4 threads)")
+    ap.add_argument("--nodes", type=int, default=1, help="senders: the loaded cluster grows to this size before the cases")
     ap.add_argument("--repeat", type=int, default=1, help="run the cases this many times (medians in the summary)")
     ap.add_argument("--case-timeout", type=float, default=30.0, help="stop measuring a case after this many s")
     ap.add_argument("--engine", choices=["memory", "device"], default="memory")
@@ -151,15 +174,18 @@ def main() -> None:
         for kind in order:
             lc = clusters[kind]
             print(f"{kind}: empty namespace, threads 1 sleep 0 (per-partition handshake cost) ...", flush=True)
-            empty = empties[kind] = run_case(lc, lc["n1"], 1, 0, args.case_timeout)
+            empty = empties[kind] = run_case(lc, 1, 0, args.case_timeout)
             print(f"  {empty['partitions']} partitions in {empty['elapsed']:.2f}s = "
                   f"{empty['elapsed'] * 1000 / max(empty['partitions'], 1):.2f} ms/partition", flush=True)
             rate = load(lc["n1"].port, args.records)
             print(f"{kind}: loaded {args.records} records of 1 KiB at {rate:.0f} writes/s", flush=True)
+            for _ in range(args.nodes - 1):
+                lc.add()
+                settle(lc, 300)
         for threads, sleep_us in cases:
             for kind in order:
                 print(f"{kind}: threads {threads} sleep {sleep_us} ...", flush=True)
-                row = run_case(clusters[kind], clusters[kind]["n1"], threads, sleep_us, args.case_timeout)
+                row = run_case(clusters[kind], threads, sleep_us, args.case_timeout)
                 rows.append({**row, "kind": kind})
                 print(f"  {row['records']} records, {row['partitions']} partitions in {row['elapsed']:.2f}s"
                       f"{'' if row['done'] else ' (TIMED OUT, partial)'}", flush=True)
@@ -175,7 +201,7 @@ def main() -> None:
     for r in rows:
         empty_ms = empties[r["kind"]]["elapsed"] * 1000 / max(empties[r["kind"]]["partitions"], 1)
         per_s = r["records"] / r["elapsed"]
-        rest = r["elapsed"] - r["partitions"] * empty_ms / 1000 / r["threads"]
+        rest = r["elapsed"] - r["partitions"] * empty_ms / 1000 / (r["threads"] * r["senders"])
         only = r["records"] / rest if rest > 0 else float("inf")
         n = max(r["records"], 1)
         print(f"{r['kind']:<7}{r['threads']:>7}{r['sleep']:>6}{r['elapsed']:>7.2f}{per_s:>8.0f}{per_s / GOAL:>8.2f}"
