@@ -5,6 +5,7 @@ import time
 import pytest
 
 from cluster.deploy.local import LocalNode, free_port_block
+from cluster.deploy.local_cluster import parse_info_kv
 
 SMALL_DEVICE = [
     "namespaces.test.storage-engine.filesize=64M",
@@ -56,3 +57,16 @@ def wait_until(condition, timeout: float, what: str = "the condition", poll: flo
     if check and not value:
         raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
     return value
+
+
+def cluster_views(nodes: dict) -> dict[str, tuple[str, str]]:
+    """name -> (cluster key, cluster size) as each node reports it; ("?", "?") for a node
+    that does not answer (killed, paused or cut off), so waits on views keep polling."""
+    out = {}
+    for name, node in nodes.items():
+        try:
+            stats = parse_info_kv(node.info("statistics"))
+        except OSError:
+            stats = {}
+        out[name] = (stats.get("cluster_key", "?"), stats.get("cluster_size", "?"))
+    return out

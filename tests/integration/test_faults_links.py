@@ -17,24 +17,16 @@ import time
 import aerospike
 
 from cluster.core.clustering import Timing
-from cluster.deploy.local_cluster import LocalCluster, parse_info_kv
+from cluster.deploy.local_cluster import LocalCluster
 from cluster.wire.digest import N_PARTITIONS, compute_digest, partition_id
-from tests.conftest import wait_until
+from tests.conftest import cluster_views, wait_until
 
 QUANTUM_S = Timing.of(150, 10, 5).quantum / 1000
 
 
-def views(lc: LocalCluster) -> dict[str, tuple[str, str]]:
-    out = {}
-    for name, node in lc.nodes.items():
-        stats = parse_info_kv(node.info("statistics"))
-        out[name] = (stats["cluster_key"], stats["cluster_size"])
-    return out
-
-
 def evicted_one(lc: LocalCluster, pair: tuple[str, str]):
     """The node of `pair` that the others re-formed without, once they agree on it."""
-    seen = views(lc)
+    seen = cluster_views(lc.nodes)
     for out in pair:
         rest = [n for n in seen if n != out]
         keys = {seen[n] for n in rest}
@@ -52,12 +44,12 @@ def test_one_way_cut_evicts_the_node_not_heard_and_heal_brings_it_back(tmp_path)
         assert proxies["n2-n1-heartbeat"].toxics == [] and proxies["n2-n1-fabric"].toxics == []
 
         out = wait_until(lambda: evicted_one(lc, ("n1", "n2")), 15, "the cluster to drop n1 or n2")
-        print(f"one-way cut n1->n2: {out} evicted; views {views(lc)}")
+        print(f"one-way cut n1->n2: {out} evicted; views {cluster_views(lc.nodes)}")
         assert out == "n1", "n2 cannot hear n1: n1 is the one the cluster cannot keep"
         stay = [n for n in lc.nodes if n != out]
-        key = views(lc)[stay[0]][0]
+        key = cluster_views(lc.nodes)[stay[0]][0]
         time.sleep(3)  # it stays out while the cut lasts, no flapping
-        seen = views(lc)
+        seen = cluster_views(lc.nodes)
         assert all(seen[n][0] == key for n in stay) and seen[out][0] != key, seen
 
         client = aerospike.client({"hosts": [lc.seeds()[1]], "use_services_alternate": True}).connect()
@@ -69,7 +61,7 @@ def test_one_way_cut_evicts_the_node_not_heard_and_heal_brings_it_back(tmp_path)
 
         healed = time.monotonic()
         faults.heal()
-        wait_until(lambda: len(set(views(lc).values())) == 1 and views(lc)["n1"][1] == "3", 4 * QUANTUM_S,
+        wait_until(lambda: len(set(cluster_views(lc.nodes).values())) == 1 and cluster_views(lc.nodes)["n1"][1] == "3", 4 * QUANTUM_S,
                    "one cluster of 3 after the heal", poll=0.02)
         print(f"heal -> one cluster in {time.monotonic() - healed:.2f}s")
         assert window.end is not None

@@ -12,24 +12,15 @@ import pytest
 
 from cluster.core.clustering import Timing
 from cluster.deploy.faults import FaultWindow
-from cluster.deploy.local_cluster import LocalCluster, parse_info_kv
-from tests.conftest import wait_until
+from cluster.deploy.local_cluster import LocalCluster
+from tests.conftest import cluster_views, wait_until
 
 QUANTUM_S = Timing.of(150, 10, 5).quantum / 1000  # defaults: heartbeat 150 ms x 10, latency-max 5 ms
 SIDE_A, SIDE_B = ["n1", "n2"], ["n3", "n4", "n5"]
 
 
-def views(lc: LocalCluster) -> dict[str, tuple[str, str]]:
-    """node -> (cluster key, size) as each node sees it."""
-    out = {}
-    for name, node in lc.nodes.items():
-        stats = parse_info_kv(node.info("statistics"))
-        out[name] = (stats["cluster_key"], stats["cluster_size"])
-    return out
-
-
 def each_side_agrees(lc: LocalCluster, sides) -> dict | None:
-    seen = views(lc)
+    seen = cluster_views(lc.nodes)
     for side in sides:
         side_views = {seen[n] for n in side}
         if len(side_views) != 1 or side_views.pop()[1] != str(len(side)):
@@ -38,7 +29,7 @@ def each_side_agrees(lc: LocalCluster, sides) -> dict | None:
 
 
 def one_cluster(lc: LocalCluster) -> dict | None:
-    seen = views(lc)
+    seen = cluster_views(lc.nodes)
     return seen if len(set(seen.values())) == 1 and next(iter(seen.values()))[1] == str(len(seen)) else None
 
 

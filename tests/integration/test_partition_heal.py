@@ -16,7 +16,8 @@ import aerospike
 import pytest
 
 from cluster.deploy import iptables
-from cluster.deploy.local_cluster import LocalCluster, parse_info_kv
+from cluster.deploy.local_cluster import LocalCluster
+from tests.conftest import cluster_views
 
 SPLIT_S = 10.0
 NODE_TIMEOUT_S = 0.150 * 10  # the heartbeat defaults: interval 150 ms × timeout 10
@@ -26,22 +27,10 @@ pytestmark = pytest.mark.skipif(iptables.unavailable() is not None,
                                 reason=f"needs iptables as root: {iptables.unavailable()}")
 
 
-def views(nodes) -> list[tuple[str, str]]:
-    """(cluster key, cluster size) as each node reports it."""
-    out = []
-    for node in nodes:
-        try:
-            stats = parse_info_kv(node.info("statistics"))
-        except OSError:
-            stats = {}
-        out.append((stats.get("cluster_key", "?"), stats.get("cluster_size", "?")))
-    return out
-
-
 def wait_views(nodes, accept, timeout: float) -> float:
     """Seconds until `accept(views)` holds, polling every 50 ms; fails after `timeout`."""
     start = time.monotonic()
-    while not accept(seen := views(nodes)):
+    while not accept(seen := list(cluster_views(nodes).values())):
         if time.monotonic() - start > timeout:
             raise AssertionError(f"after {timeout:.1f}s the nodes report (key, size) {seen}")
         time.sleep(0.05)
@@ -83,11 +72,11 @@ class Writer(threading.Thread):
 @pytest.mark.parametrize("mode", ["drop", "reject"])
 def test_cluster_is_one_within_two_node_timeouts_of_the_heal(tmp_path, mode):
     with LocalCluster(nodes=3, rf=2, run_dir=tmp_path, address_per_node=True) as lc:
-        nodes = [lc["n1"], lc["n2"], lc["n3"]]
+        nodes = {name: lc[name] for name in ("n1", "n2", "n3")}
         writer = Writer(lc)
         writer.start()
         try:
-            partition = iptables.Partition([nodes[0].host], [nodes[1].host, nodes[2].host], reject=mode == "reject")
+            partition = iptables.Partition([lc["n1"].host], [lc["n2"].host, lc["n3"].host], reject=mode == "reject")
             with partition:
                 cut = time.monotonic()
                 wait_views(nodes, split_1_2, SPLIT_S)

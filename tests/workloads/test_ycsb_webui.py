@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +17,7 @@ import psutil
 import pytest
 
 from tests.browser import Browser, Page, find_chromium
+from tests.conftest import wait_until
 
 YCSB = Path(__file__).resolve().parents[2] / "workloads" / "ycsb.py"
 LOCUST = Path(sys.executable).with_name("locust")  # the venv's console script, as a user runs it
@@ -25,14 +25,6 @@ WAIT = 60.0  # bound of every wait: a starting cluster on a busy 2-core machine
 
 pytestmark = [pytest.mark.skipif(find_chromium() is None, reason="needs chromium (make setup installs it)"),
               pytest.mark.timeout(240)]
-
-
-def wait_until(predicate, what: str):
-    deadline = time.monotonic() + WAIT
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"not within {WAIT} s: {what}"
-        time.sleep(0.2)
-    return value
 
 
 @contextlib.contextmanager
@@ -45,7 +37,7 @@ def locust_web_ui(run_dir: Path):
         locust = subprocess.Popen([str(LOCUST), "-f", str(YCSB), "--web-host", "127.0.0.1", "--web-port", str(port)],
                                   cwd=run_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: locust.poll() is not None or _listening(port), "the web UI listens")
+        wait_until(lambda: locust.poll() is not None or _listening(port), WAIT, "the web UI listens", poll=0.2)
         assert locust.poll() is None, (run_dir / "locust.log").read_text()[-3000:]
         yield locust, f"http://127.0.0.1:{port}/"
     finally:
@@ -128,7 +120,7 @@ def requests_by_type(page: Page) -> dict[str, int]:
 def results_of(run_dir: Path, name: str) -> Path:
     """The folder whose name ends in ``name`` once its summary is written (at the end of the test)."""
     return wait_until(lambda: next((d for d in (run_dir / "results").glob(f"*{name}")
-                                    if (d / "summary.csv").exists()), None), f"results/*{name}/summary.csv")
+                                    if (d / "summary.csv").exists()), None), WAIT, f"results/*{name}/summary.csv", poll=0.2)
 
 
 def assert_per_operation(results: Path, ops: set[str]) -> pd.Series:
@@ -156,11 +148,11 @@ def test_bare_command_serves_the_web_ui_and_runs_tests_from_its_form(tmp_path):
         # Test 1, the form as it comes: workload A on a fresh 3-node cluster; its 1000
         # operations done, it stops by itself.
         start_swarm(page, users=4)
-        wait_until(lambda: status(page) == "STOPPED" and requests_by_type(page), "test 1 stopped by itself")
+        wait_until(lambda: status(page) == "STOPPED" and requests_by_type(page), WAIT, "test 1 stopped by itself", poll=0.2)
         assert set(requests_by_type(page)) == {"READ", "UPDATE"}
         counts = assert_per_operation(results_of(tmp_path, "-ycsb-a"), {"READ", "UPDATE"})
         assert counts.sum() == 1000
-        wait_until(lambda: not nodes_of(locust), "test 1's cluster stopped")
+        wait_until(lambda: not nodes_of(locust), WAIT, "test 1's cluster stopped", poll=0.2)
 
         # Test 2 from the form: workload C, no operation limit; stopped from the UI.
         page.click_text("button", "NEW")
@@ -168,15 +160,15 @@ def test_bare_command_serves_the_web_ui_and_runs_tests_from_its_form(tmp_path):
         start_swarm(page, users=4, workload="c", operationcount="0")
         # (Until the page polls test 2, its table still shows test 1's reads and updates.)
         wait_until(lambda: status(page) == "RUNNING" and requests_by_type(page).keys() == {"READ"},
-                   "reads, and only reads, counted on the page")
+                   WAIT, "reads, and only reads, counted on the page", poll=0.2)
         nodes = nodes_of(locust)
         assert len(nodes) == 3
         page.screenshot(tmp_path / "running.png")
         page.click_text("button", "STOP")
-        wait_until(lambda: status(page) == "STOPPED", "test 2 stopped")
+        wait_until(lambda: status(page) == "STOPPED", WAIT, "test 2 stopped", poll=0.2)
         assert set(requests_by_type(page)) == {"READ"}
         assert_per_operation(results_of(tmp_path, "-ycsb-c-2"), {"READ"})
-        wait_until(lambda: not running(nodes), "test 2's cluster stopped")
+        wait_until(lambda: not running(nodes), WAIT, "test 2's cluster stopped", poll=0.2)
         assert locust.poll() is None  # by the end of the test, not by Locust exiting
 
     assert (tmp_path / "running.png").stat().st_size > 10_000  # a rendered page, not a blank one
@@ -187,7 +179,7 @@ def test_ctrl_c_during_a_test_writes_its_results_and_stops_its_cluster(tmp_path)
         page = browser.open(url)
         open_form(page)
         start_swarm(page, users=2, operationcount="0")
-        wait_until(lambda: requests_by_type(page).get("UPDATE", 0) > 0, "updates counted on the page")
+        wait_until(lambda: requests_by_type(page).get("UPDATE", 0) > 0, WAIT, "updates counted on the page", poll=0.2)
         nodes = nodes_of(locust)
         assert len(nodes) == 3
         locust.send_signal(signal.SIGINT)
