@@ -1,0 +1,159 @@
+"""Map operations on a CdtMap, as particle_map.c does them.
+
+A map's index is the position of a key in key order, whatever the map's own order (an
+unordered map keeps insertion order in storage but is indexed as if key-sorted). Rank
+is the position in value order, ties broken by key. Key-ordered maps are stored sorted
+by key; KV-ordered ones too (their value order is an index the server may persist, not
+a storage order).
+"""
+
+from cluster.wire.result_codes import AerospikeError
+
+from . import results as R
+from .lists import add_delta, pick_equal, pick_index_range, pick_value_interval, pick_value_list
+from .optable import ALL
+from .values import MAP_KV_ORDERED, PERSIST_INDEX, CdtMap, bad, compare, is_map_key, sort_key
+
+NO_OVERWRITE, NO_CREATE, NO_FAIL, DO_PARTIAL = 0x01, 0x02, 0x04, 0x08
+
+
+def keep_sorted(m: CdtMap) -> None:
+    if m.key_ordered:
+        m.items = dict(sorted(m.items.items(), key=lambda kv: sort_key(kv[0])))
+
+
+def elements(m: CdtMap) -> R.Elements:
+    """The pairs in index (key) order."""
+    pairs = sorted(m.items.items(), key=lambda kv: sort_key(kv[0])) if not m.key_ordered else list(m.items.items())
+    return R.Elements([v for _, v in pairs], [k for k, _ in pairs])
+
+
+# ------------------------------------------------------------------ writing
+
+def _check_key(key) -> None:
+    if not is_map_key(key):
+        raise bad("map keys must be integers, strings or blobs")
+
+
+def put_items(m: CdtMap, items: dict, flags: int) -> int:
+    """put / put_items / add / replace: write flags decide create-only or update-only.
+
+    A pair the flags refuse fails the op (ELEMENT_EXISTS 24 / ELEMENT_NOT_FOUND 23); with
+    NO_FAIL it is a no-op, and with NO_FAIL|PARTIAL only that pair is skipped."""
+    accepted = {}
+    for key, value in items.items():
+        _check_key(key)
+        present = key in m.items
+        if present and flags & NO_OVERWRITE or not present and flags & NO_CREATE:
+            if not flags & NO_FAIL:
+                if present:
+                    raise AerospikeError(R.ELEMENT_EXISTS, "map key already exists")
+                raise AerospikeError(R.ELEMENT_NOT_FOUND, "map key not found")
+            if not flags & DO_PARTIAL:
+                return len(m.items)
+            continue
+        accepted[key] = value
+    m.items.update(accepted)
+    keep_sorted(m)
+    return len(m.items)
+
+
+def increment(m: CdtMap, key, delta, negate: bool):
+    _check_key(key)
+    present = key in m.items
+    new = add_delta(m.items.get(key), delta, missing=not present, negate=negate)
+    m.items[key] = new
+    keep_sorted(m)
+    return new
+
+
+def set_type(m: CdtMap, flags: int):
+    if flags & ~(MAP_KV_ORDERED | PERSIST_INDEX) or flags & MAP_KV_ORDERED == 0x02:
+        raise R.not_applicable(f"invalid map flags {flags:#x}")
+    m.flags = flags
+    keep_sorted(m)
+    return R.NO_RESULT
+
+
+# ------------------------------------------------------------------ picking pairs
+
+def _rel_index(keys: list, key, offset: int, count: int) -> tuple[list[int], tuple[int, int]]:
+    anchor = sum(1 for k in keys if compare(k, key) < 0)
+    start, cnt = R.relative_range(anchor, offset, count)
+    picked = list(range(start, min(len(keys), start + cnt)))
+    return picked, (start, len(picked))
+
+
+def _rel_rank(els: R.Elements, value, rank: int, count: int) -> tuple[list[int], tuple[int, int]]:
+    anchor = sum(1 for v in els.values if compare(v, value) < 0)
+    start, cnt = R.relative_range(anchor, rank, count)
+    picked = els.by_rank()[start:start + cnt]
+    return picked, (start, len(picked))
+
+
+def apply(m: CdtMap, name: str, a: list):
+    """Run map op `name` with its parsed arguments `a` on `m` (changed in place for
+    modify ops); returns the op's result value or R.NO_RESULT."""
+    if name == "set_type":
+        return set_type(m, a[0])
+    if name in ("put", "add", "replace"):
+        flags = {"put": a[3] or 0, "add": NO_OVERWRITE, "replace": NO_CREATE}[name]
+        return put_items(m, {a[0]: a[1]}, flags)
+    if name in ("put_items", "add_items", "replace_items"):
+        if not isinstance(a[0], CdtMap):
+            raise bad("expected a map of items")
+        flags = {"put_items": a[2] or 0, "add_items": NO_OVERWRITE, "replace_items": NO_CREATE}[name]
+        return put_items(m, a[0].items, flags)
+    if name in ("increment", "decrement"):
+        return increment(m, a[0], a[1], negate=name == "decrement")
+    if name == "clear":
+        m.items.clear()
+        return R.NO_RESULT
+    if name == "size":
+        return len(m.items)
+
+    remove = name.startswith("remove")
+    what = name.split("_by_", 1)[1]
+    multi = what not in ("key", "index", "value", "rank") or "_all_" in name
+    rt = R.ReturnType(a[0], multi, True)
+    els = elements(m)
+    n = len(els)
+    span, by_rank = None, False
+    if what == "key":
+        picked = pick_equal(els.keys, a[1])[:1]
+    elif what == "key_list":
+        picked = pick_value_list(els.keys, a[1])
+    elif what == "key_interval":
+        picked = pick_value_interval(els.keys, a[1], a[2], end_given=a.given(2))
+    elif what in ("index", "index_range"):
+        picked, span = pick_index_range(n, a[1], 1 if what == "index" else _count(a[2]), rt.multi)
+    elif what in ("rank", "rank_range"):
+        positions, span = pick_index_range(n, a[1], 1 if what == "rank" else _count(a[2]), rt.multi)
+        order = els.by_rank()
+        picked, by_rank = [order[p] for p in positions], True
+    elif what == "value":
+        picked = pick_equal(els.values, a[1])
+        if not rt.multi:
+            picked = picked[:1]
+    elif what == "value_list":
+        picked = pick_value_list(els.values, a[1])
+    elif what == "value_interval":
+        picked = pick_value_interval(els.values, a[1], a[2], end_given=a.given(2))
+    elif what == "key_rel_index_range":
+        picked, span = _rel_index(els.keys, a[1], a[2], _count(a[3]))
+    elif what == "value_rel_rank_range":
+        picked, span = _rel_rank(els, a[1], a[2], _count(a[3]))
+        by_rank = True
+    else:
+        raise bad(f"unknown map op {name}")
+    result = R.answer(rt, els, picked, span, by_rank)
+    if remove:
+        chosen = set(picked)
+        gone = {els.keys[i] for i in range(n) if (i in chosen) != rt.inverted}
+        for key in gone:
+            del m.items[key]
+    return result
+
+
+def _count(count) -> int:
+    return ALL if count is None else count

@@ -1,0 +1,181 @@
+"""What a get_by_* / remove_by_* op answers, given the elements it picked.
+
+The client asks for a return type (index, rank, count, value, key, map ...) possibly with
+the INVERTED flag. Ops pick elements; this module turns the pick into the answer the
+server gives (cdt.c: result_data_set_*), so lists and maps share one set of rules.
+"""
+
+from cluster.wire.result_codes import AerospikeError
+
+from .values import MAP_K_ORDERED, MAP_PRESERVE_ORDER, CdtList, CdtMap, sort_key
+
+NONE, INDEX, REVINDEX, RANK, REVRANK, COUNT, KEY, VALUE, KEY_VALUE = 0, 1, 2, 3, 4, 5, 6, 7, 8
+INDEX_RANGE, REVINDEX_RANGE, RANK_RANGE, REVRANK_RANGE, EXISTS = 9, 10, 11, 12, 13
+UNORDERED_MAP, ORDERED_MAP = 16, 17
+INVERTED = 0x10000
+_TYPE_MASK = 0xFFFF
+
+MAP_RESULTS = frozenset({KEY, KEY_VALUE, UNORDERED_MAP, ORDERED_MAP})
+_KNOWN = frozenset(range(14)) | {UNORDERED_MAP, ORDERED_MAP}
+_RANGES = frozenset({INDEX_RANGE, REVINDEX_RANGE, RANK_RANGE, REVRANK_RANGE})
+
+
+# Result codes the CDT ops answer that cluster.wire.result_codes does not name (yet).
+ELEMENT_NOT_FOUND = 23
+ELEMENT_EXISTS = 24
+OP_NOT_APPLICABLE = 26
+
+
+class _NoResult:
+    """The op answers nothing (return type NONE, or a value not found)."""
+
+    def __repr__(self):
+        return "NO_RESULT"
+
+
+NO_RESULT = _NoResult()
+
+
+def not_applicable(message: str) -> AerospikeError:
+    return AerospikeError(OP_NOT_APPLICABLE, message)
+
+
+class ReturnType:
+    """A return-type argument split into its type and its INVERTED flag."""
+
+    __slots__ = ("type", "inverted", "multi")
+
+    def __init__(self, raw: int, multi: bool, for_map: bool):
+        self.type = raw & _TYPE_MASK
+        self.inverted = bool(raw & INVERTED)
+        self.multi = multi
+        if self.type not in _KNOWN or (not for_map and self.type in MAP_RESULTS):
+            raise not_applicable(f"return type {self.type} is not valid here")
+        if self.inverted and not multi:
+            raise not_applicable("INVERTED is only valid for ops that select several elements")
+
+
+class Elements:
+    """The elements an op works over, in index order: values (and keys for maps)."""
+
+    def __init__(self, values: list, keys: list | None = None):
+        self.values = values
+        self.keys = keys
+        self._ranks: list[int] | None = None
+
+    def __len__(self):
+        return len(self.values)
+
+    def by_rank(self) -> list[int]:
+        """Indexes sorted by value (ties: index order, as the server's stable sort)."""
+        return sorted(range(len(self.values)), key=lambda i: (sort_key(self.values[i]), i))
+
+    def rank_of(self, i: int) -> int:
+        if self._ranks is None:
+            ranks = [0] * len(self.values)
+            for rank, idx in enumerate(self.by_rank()):
+                ranks[idx] = rank
+            self._ranks = ranks
+        return self._ranks[i]
+
+
+def answer(rt: ReturnType, els: Elements, picked: list[int], span: tuple[int, int] | None = None,
+           by_rank: bool = False):
+    """The result of picking `picked` (indexes, in the order the op found them).
+
+    `span` is the (start, count) of an index or rank range, for the *_RANGE return types;
+    `by_rank` says the pick was in rank order (values then come back in rank order).
+    With INVERTED the complement is answered, in index order.
+    """
+    n = len(els)
+    if rt.inverted:
+        chosen = set(picked)
+        picked = [i for i in range(n) if i not in chosen]
+        by_rank = False
+    t = rt.type
+    if t == NONE:
+        return NO_RESULT
+    if t == COUNT:
+        return len(picked) if rt.multi or picked else 0
+    if t == EXISTS:
+        return bool(picked)
+    if t in _RANGES:
+        if rt.inverted or span is None:
+            raise not_applicable(f"return type {t} needs a plain index or rank range")
+        start, count = span
+        if t in (REVINDEX_RANGE, REVRANK_RANGE):
+            start = n - start - count
+        return CdtList([start, count])
+    if not rt.multi:
+        if not picked:
+            if t in (INDEX, REVINDEX, RANK, REVRANK):
+                return -1
+            if t in (KEY, VALUE):
+                return NO_RESULT
+            return _map_result(t, els, [])
+        i = picked[0]
+        if t == INDEX:
+            return i
+        if t == REVINDEX:
+            return n - 1 - i
+        if t == RANK:
+            return els.rank_of(i)
+        if t == REVRANK:
+            return n - 1 - els.rank_of(i)
+        if t == VALUE:
+            return els.values[i]
+        if t == KEY:
+            return els.keys[i]
+        return _map_result(t, els, [i])
+    if t == INDEX:
+        return CdtList(sorted(picked))
+    if t == REVINDEX:
+        return CdtList(n - 1 - i for i in sorted(picked))
+    if t in (RANK, REVRANK):
+        ranks = sorted(els.rank_of(i) for i in picked) if by_rank else [els.rank_of(i) for i in picked]
+        return CdtList(ranks if t == RANK else [n - 1 - r for r in ranks])
+    ordered = picked if by_rank else sorted(picked)
+    if t == VALUE:
+        return CdtList(els.values[i] for i in ordered)
+    if t == KEY:
+        return CdtList(els.keys[i] for i in ordered)
+    return _map_result(t, els, ordered)
+
+
+def _map_result(t: int, els: Elements, picked: list[int]) -> CdtMap:
+    pairs = {els.keys[i]: els.values[i] for i in picked}
+    if t == ORDERED_MAP:
+        return CdtMap(dict(sorted(pairs.items(), key=lambda kv: sort_key(kv[0]))), MAP_K_ORDERED)
+    if t == KEY_VALUE:
+        return CdtMap(pairs, MAP_PRESERVE_ORDER)
+    return CdtMap(pairs)
+
+
+# ------------------------------------------------------------ index arithmetic (cdt.c)
+
+def one_index(index: int, n: int) -> int | None:
+    """A single element's index (negative from the end); None when out of range."""
+    if index >= n or index + (n if index < 0 else 0) < 0:
+        return None
+    return index + n if index < 0 else index
+
+
+def index_range(index: int, count: int, n: int) -> tuple[int, int]:
+    """(start, count) of a multi-element index or rank range, clipped to the n elements."""
+    if index >= n:
+        return n, 0
+    if index < 0:
+        index += n
+        if index < 0:
+            # starts before the first element: the part that overlaps
+            return 0, max(0, min(n, count + index))
+    return index, min(count, n - index)
+
+
+def relative_range(rel: int, offset: int, count: int) -> tuple[int, int]:
+    """Start an offset away from an anchor position; a start below 0 eats into count."""
+    start = rel + offset
+    if start < 0:
+        count = max(0, count + start)
+        start = 0
+    return start, count
