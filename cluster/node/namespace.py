@@ -16,6 +16,9 @@ from cluster.storage.record import now_cl_seconds
 
 log = logging.getLogger(__name__)
 
+# counters the server reports even at zero (monitoring looks for them before they first move)
+ALWAYS_REPORTED = ("client_read_filtered_out", "client_write_filtered_out", "client_delete_filtered_out")
+
 
 def open_storage(cfg: NodeConfig, name: str) -> StorageEngine:
     se = cfg.namespaces[name]["storage-engine"]
@@ -50,7 +53,7 @@ class Namespace:
         self.commit_to_device = isinstance(self.storage, DeviceStore) and cfg.namespaces[name]["storage-engine"][
             "commit-to-device"]
         self.stop_writes = False
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter(dict.fromkeys(ALWAYS_REPORTED, 0))
         self._apply_truncation()  # a cold start may bring back records truncated before it
         self.evaluate_stop_writes()
 

@@ -15,8 +15,15 @@ with the client's durable-delete flag leaves a tombstone, so it replicates, migr
 stays deleted when copies merge; without the flag the record just goes (on the replicas
 too), as on the real server, and a stale copy may bring it back (docs/cluster.md).
 
-Never ignore a field the client sent: a request carrying one we do not implement (filter
-expressions, UDFs, secondary-index queries) is refused with UNSUPPORTED_FEATURE (16).
+A filter expression (field 43) is evaluated where the server evaluates it: a read, delete
+or write of an existing record that fails it is answered FILTERED_OUT (27) and changes
+nothing; a write that creates the record does not look at it (nor does a read of a missing
+record: 2 as usual); a scan leaves out the records that fail it; a batch's filter applies
+to every row without one of its own, each row answered on its own. It is compiled once
+per request at most (core/expressions caches it), and requests without one do no extra work.
+
+Never ignore a field the client sent: a request carrying one we do not implement (UDFs,
+secondary-index queries) is refused with UNSUPPORTED_FEATURE (16).
 """
 
 import asyncio
@@ -28,6 +35,7 @@ from typing import TYPE_CHECKING
 from cluster.core import bins as binops
 from cluster.core import write as writes
 from cluster.core.data_plane import PROXY, UNAVAILABLE
+from cluster.core.expressions import Expression, RecordView, compile_filter
 from cluster.core.records import LIVE, RecordImage, image_of, store
 from cluster.core.write import Outcome, all_bins, read_op
 from cluster.node.membership_driver import monotonic_ms
@@ -49,12 +57,13 @@ CITRUSLEAF_EPOCH = 1262304000
 MAX_SET_NAME = 63
 CHUNK_BYTES = 128 * 1024  # flush a batch/scan reply frame at about this size
 # namespace counters by request kind and result, spelt once rather than per request
-_RESULT_COUNTERS = {kind: {ResultCode.OK: f"client_{kind}_success", ResultCode.KEY_NOT_FOUND: f"client_{kind}_not_found"}
+_RESULT_COUNTERS = {kind: {ResultCode.OK: f"client_{kind}_success", ResultCode.KEY_NOT_FOUND: f"client_{kind}_not_found",
+                           ResultCode.FILTERED_OUT: f"client_{kind}_filtered_out"}
                     for kind in ("read", "write", "delete")}
 _ERROR_COUNTERS = {kind: f"client_{kind}_error" for kind in ("read", "write", "delete")}
 # fields we do not evaluate, so a request carrying one is refused rather than run without it
-_UNSUPPORTED_FIELDS = {FieldType.FILTER: "filter expressions", 21: "secondary-index queries",
-                       22: "secondary-index queries", 30: "UDFs", 31: "UDFs", 32: "UDFs", 33: "UDFs"}
+_UNSUPPORTED_FIELDS = {21: "secondary-index queries", 22: "secondary-index queries", 30: "UDFs", 31: "UDFs",
+                       32: "UDFs", 33: "UDFs"}
 READ_TOUCH_NEVER = 0xFFFFFFFF  # a read's record_ttl: -1 never touches, 0 the namespace's default (0: never)
 _FAILURE_COUNTERS = {ResultCode.GENERATION: "fail_generation", ResultCode.RECORD_TOO_BIG: "fail_record_too_big",
                      ResultCode.OUT_OF_SPACE: "fail_out_of_space"}
@@ -89,6 +98,11 @@ def refuse_unsupported(fields: dict[int, bytes]) -> None:
     for field in fields:
         if field in _UNSUPPORTED_FIELDS:
             raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"{_UNSUPPORTED_FIELDS[field]} are not implemented")
+
+
+def _in_memory(ns: Namespace) -> bool:
+    """Whether the namespace stores no data on a device (what device_size/memory_size tell)."""
+    return ns.params["storage-engine"]["type"] == "memory"
 
 
 def _digest(fields: dict[int, bytes]) -> bytes:
@@ -224,13 +238,14 @@ class Transactions:
         kind = "write" if info2 & Info2.WRITE else "read"
         if kind == "write" and info2 & Info2.DELETE and not ops:
             kind = "delete"
+        exp = fields.get(FieldType.FILTER)  # compiled only if a record is there to filter
         try:
             if kind == "read":
-                outcome = self._read(ns, digest, info1, ops, record_ttl)
+                outcome = self._read(ns, digest, info1, ops, record_ttl, exp)
             elif kind == "delete":
-                outcome = self._delete(ns, digest, info2, generation)
+                outcome = self._delete(ns, digest, info2, generation, exp)
             else:
-                outcome = self._write(ns, digest, set_name, fields, info2, info3, generation, record_ttl, ops)
+                outcome = self._write(ns, digest, set_name, fields, info2, info3, generation, record_ttl, ops, exp)
         except AerospikeError as exc:
             ns.counters[_ERROR_COUNTERS[kind]] += 1
             if kind != "read" and exc.code in _FAILURE_COUNTERS:
@@ -241,7 +256,13 @@ class Transactions:
 
     # -- reads ----------------------------------------------------------------------
 
-    def _read(self, ns: Namespace, digest: bytes, info1: int, ops: list[Op], read_touch_pct: int) -> Outcome:
+    def _passes(self, ns: Namespace, exp: bytes, digest: bytes, meta: RecordMeta | RecordImage, payload: bytes) -> bool:
+        """Whether the live record passes the request's filter expression."""
+        view = RecordView(digest, meta, payload, self.clock.now_ms(), _in_memory(ns))
+        return compile_filter(exp).matches(view)
+
+    def _read(self, ns: Namespace, digest: bytes, info1: int, ops: list[Op], read_touch_pct: int,
+              exp: bytes | None = None) -> Outcome:
         if not info1 & Info1.READ:
             raise AerospikeError(ResultCode.PARAMETER, "request neither reads nor writes")
         if not info1 & (Info1.GET_ALL | Info1.NOBINDATA) and not ops:
@@ -249,7 +270,7 @@ class Transactions:
         if 100 < read_touch_pct != READ_TOUCH_NEVER:
             raise AerospikeError(ResultCode.PARAMETER, f"read-touch-ttl-percent {read_touch_pct}")
         now = self.clock.now_s()
-        if info1 & Info1.NOBINDATA:
+        if info1 & Info1.NOBINDATA and exp is None:
             meta = ns.storage.get_meta(digest, now)
             if meta is None:
                 return Outcome(ResultCode.KEY_NOT_FOUND)
@@ -258,6 +279,11 @@ class Transactions:
         if found is None:
             return Outcome(ResultCode.KEY_NOT_FOUND)
         meta, payload = found
+        if exp is not None:
+            if not self._passes(ns, exp, digest, meta, payload):
+                return Outcome(ResultCode.FILTERED_OUT)
+            if info1 & Info1.NOBINDATA:
+                return Outcome(ResultCode.OK, meta.generation, meta.void_time)
         if read_touch_pct not in (0, READ_TOUCH_NEVER):
             self._read_touch(ns, digest, meta, payload, read_touch_pct)
         if info1 & Info1.GET_ALL:
@@ -265,8 +291,12 @@ class Transactions:
             return RawOutcome(meta.generation, meta.void_time, *binops.read_all_ops(payload))
         record_bins, _key = binops.decode_payload(payload)
         out = []
+        record, now_ms = None, 0
         for op in ops:
-            out.extend(read_op(record_bins, op))
+            if op.op == OpType.EXP_READ and record is None:  # what an expression may read besides the bins
+                record = RecordImage(digest, meta.generation, meta.void_time, meta.lut, meta.set_name, payload, LIVE)
+                now_ms = self.clock.now_ms()
+            out.extend(read_op(record_bins, op, record, now_ms))
         return Outcome(ResultCode.OK, meta.generation, meta.void_time, out)
 
     def _read_touch(self, ns: Namespace, digest: bytes, meta: RecordMeta, payload: bytes, pct: int) -> None:
@@ -295,16 +325,31 @@ class Transactions:
 
     # -- writes and deletes: core/write.py decides, this stores ---------------------------
 
-    def _delete(self, ns: Namespace, digest: bytes, info2: int, generation: int) -> Outcome:
+    def _filtered_write(self, ns: Namespace, exp: bytes, current: RecordImage | None, info2: int,
+                        generation: int) -> bool:
+        """Whether a write or delete is filtered out: only an existing record is filtered,
+        after the checks the server makes before its filter (generation, create-only)."""
+        if current is None or current.tombstone:
+            return False
+        writes.check_generation(current, info2, generation)
+        if info2 & Info2.CREATE_ONLY:
+            raise AerospikeError(ResultCode.RECORD_EXISTS, "record exists")
+        return not self._passes(ns, exp, current.digest, current, current.payload)
+
+    def _delete(self, ns: Namespace, digest: bytes, info2: int, generation: int, exp: bytes | None = None) -> Outcome:
         current = image_of(ns.storage, digest, self.clock.now_s())
+        if exp is not None and self._filtered_write(ns, exp, current, info2, generation):
+            return Outcome(ResultCode.FILTERED_OUT)
         request = Message(info2=info2, generation=generation)
         return self._store(ns, writes.delete(current, request, self.clock.now_ms()))
 
     def _write(self, ns: Namespace, digest: bytes, set_name: str, fields: dict[int, bytes], info2: int,
-               info3: int, generation: int, record_ttl: int, ops: list[Op]) -> Outcome:
+               info3: int, generation: int, record_ttl: int, ops: list[Op], exp: bytes | None = None) -> Outcome:
         if ns.stop_writes:
             raise AerospikeError(ResultCode.OUT_OF_SPACE, f"namespace {ns.name} is in stop-writes")
         current = image_of(ns.storage, digest, self.clock.now_s())
+        if exp is not None and self._filtered_write(ns, exp, current, info2, generation):
+            return Outcome(ResultCode.FILTERED_OUT)
         request = Message(info2=info2, info3=info3, generation=generation, record_ttl=record_ttl,
                           fields=fields, ops=ops)
         return self._store(ns, writes.write(current, digest, request, set_name, self.clock.now_ms(),
@@ -329,11 +374,19 @@ class Transactions:
         data = msg.fields.get(FieldType.BATCH_INDEX)
         if data is None:
             raise AerospikeError(ResultCode.PARAMETER, "batch request without field 41")
+        exp = msg.fields.get(FieldType.FILTER)  # the batch's filter: for each row without its own
+        if exp is not None:
+            try:
+                compile_filter(exp)
+            except AerospikeError as exc:  # a bad one fails the whole batch: one LAST reply with its code
+                return wm.encode_header_only(exc.code, info3=Info3.LAST)
         replies: list = []
         deadline = self.deadline(msg.transaction_ttl)
         for row in parse_rows(data):
             fields = dict(row.fields)
             fields[FieldType.DIGEST] = row.digest
+            if exp is not None:
+                fields.setdefault(FieldType.FILTER, exp)
             row_msg = Message(info1=row.info1, info2=row.info2, info3=row.info3, generation=row.generation,
                               record_ttl=row.record_ttl, transaction_ttl=msg.transaction_ttl, fields=fields,
                               ops=row.ops)
@@ -357,7 +410,8 @@ class Transactions:
         for op in msg.ops:
             if op.op != OpType.READ:
                 raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"op {op.op} in a scan")
-        return self._scan_stream(ns, msg)
+        exp = msg.fields.get(FieldType.FILTER)  # compiled before the first record: a bad one fails the scan
+        return self._scan_stream(ns, msg, compile_filter(exp) if exp is not None else None)
 
     @staticmethod
     def _scan_plan(fields: dict[int, bytes]) -> list[tuple[int, bytes | None]]:
@@ -382,7 +436,7 @@ class Transactions:
             plan = dict.fromkeys(range(N_PARTITIONS))
         return list(plan.items())
 
-    def _scan_stream(self, ns: Namespace, msg: Message) -> Iterator[bytes]:
+    def _scan_stream(self, ns: Namespace, msg: Message, exp: Expression | None) -> Iterator[bytes]:
         fields = msg.fields
         plan = self._scan_plan(fields)
         set_filter = fields.get(FieldType.SET, b"").decode("utf-8", errors="replace")
@@ -392,6 +446,7 @@ class Transactions:
         wanted = {op.name for op in msg.ops if op.name}
         report_done = bool(msg.info3 & Info3.PARTITION_DONE)
         ns_field = ns.name.encode()
+        in_memory = _in_memory(ns)
         chunk: list[bytes] = []
         size = 0
         for pid, after in plan:
@@ -402,7 +457,8 @@ class Transactions:
                     chunk.append(wm.encode_header_only(ResultCode.PARTITION_UNAVAILABLE, generation=pid,
                                                        info3=Info3.PARTITION_DONE))
                 continue
-            now = self.clock.now_s()
+            now_ms = self.clock.now_ms()
+            now = now_ms // 1000
             for digest in ns.storage.partition_digests(pid, now):
                 if after is not None and digest <= after:
                     continue
@@ -412,7 +468,13 @@ class Transactions:
                 if found is None or (set_filter and found[0].set_name != set_filter):
                     continue
                 meta, payload = found
-                record_bins, key = binops.decode_payload(payload)
+                if exp is None:
+                    record_bins, key = binops.decode_payload(payload)
+                else:
+                    view = RecordView(digest, meta, payload, now_ms, in_memory)
+                    if not exp.matches(view):
+                        continue
+                    record_bins, key = view.bins, view.key
                 rfields = {FieldType.NAMESPACE: ns_field, FieldType.DIGEST: digest}
                 if meta.set_name:
                     rfields[FieldType.SET] = meta.set_name.encode()

@@ -7,7 +7,6 @@ import time
 import aerospike
 import pytest
 from aerospike import exception as ex
-from aerospike_helpers import expressions as exp
 from aerospike_helpers.operations import operations as op
 
 from cluster.deploy.local import LocalNode, free_port_block, info_request, recv_exact
@@ -148,21 +147,6 @@ def test_secondary_index_creation_is_refused(aero):
     with pytest.raises(ex.AerospikeError) as caught:
         aero.index_integer_create(NS, SET, "a", "idx_a")
     assert caught.value.code == ResultCode.UNSUPPORTED_FEATURE
-
-
-def test_filter_expressions_are_refused_not_ignored(aero):
-    key = (NS, SET, "filtered")
-    aero.put(key, {"a": 1})
-    never = {"expressions": exp.Eq(exp.IntBin("a"), 2).compile()}
-    for call in (lambda: aero.get(key, policy=never), lambda: aero.put(key, {"a": 5}, policy=never),
-                 lambda: aero.scan(NS, SET).results(policy=never),
-                 lambda: aero.batch_read([key], policy=never).batch_records[0].result):
-        try:
-            code = call()
-        except ex.AerospikeError as exc:
-            code = exc.code
-        assert code == ResultCode.UNSUPPORTED_FEATURE
-    assert aero.get(key)[2] == {"a": 1}
 
 
 def test_a_starting_node_publishes_no_partial_map(tmp_path):

@@ -1,0 +1,754 @@
+"""Compile an expression from its wire form (msgpack) into a tree of Python closures.
+
+The wire form is the server's (as/src/base/exp.c): an op is a msgpack list
+``[code, args...]``, a constant is a msgpack scalar (strings carry their particle-type
+prefix byte: 0x03 string, 0x04 blob, 0x17 GeoJSON), a list constant is quoted
+``[126, [...]]``, a map constant is a msgpack map. Every node has a type fixed when it is
+compiled, checked as the server checks it: an ill-typed or malformed expression is a
+PARAMETER error (4) before anything runs.
+
+At run time a node is a function of a RecordView. Besides its typed value it may yield
+UNKNOWN — a bin that is missing or of another type, a division by zero — which spreads
+up through comparisons and arithmetic (and/or absorb it when another operand decides), as
+the server's three-valued logic does; a filter that ends unknown does not match.
+
+Values: nil None, bool, int (64-bit, wrapping like the server's C), float, and bytes for
+strings (UTF-8, no prefix), blobs, GeoJSON (the bin's particle bytes), lists and maps
+(msgpack, as bins keep them).
+"""
+
+import logging
+import math
+import operator
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+import msgpack
+
+from cluster.core.expressions import packed
+from cluster.core.expressions.posix_regex import compile_posix
+from cluster.core.expressions.record import RecordView
+from cluster.wire import particles
+from cluster.wire.particles import ParticleType
+from cluster.wire.result_codes import AerospikeError, ResultCode
+
+log = logging.getLogger(__name__)
+
+
+class _Unknown:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()
+
+# result types, numbered as on the wire (the client's as_exp_type)
+NIL, BOOL, INT, STR, LIST, MAP, BLOB, FLOAT, GEO, HLL = range(10)
+TYPE_NAMES = ("nil", "bool", "int", "str", "list", "map", "blob", "float", "geojson", "hll")
+# the particle type a bin must have to be read as each result type
+PARTICLE_OF = {NIL: ParticleType.NULL, BOOL: ParticleType.BOOL, INT: ParticleType.INTEGER, STR: ParticleType.STRING,
+               LIST: ParticleType.LIST, MAP: ParticleType.MAP, BLOB: ParticleType.BLOB, FLOAT: ParticleType.FLOAT,
+               GEO: ParticleType.GEOJSON, HLL: ParticleType.HLL}
+
+_I64_MIN, _U64 = -(1 << 63), (1 << 64) - 1
+_MAX_BIN_NAME = 15
+_VAR_NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*\Z")
+_GEO_PARTICLE_HEAD = b"\x00\x00\x00"  # flags 0, no cell ids: how clients send a GeoJSON bin
+
+Eval = Callable[[RecordView], object]
+
+
+class Node(NamedTuple):
+    run: Eval
+    type: int
+    unknown_literal: bool = False  # the op `unknown()`: a cond branch may have it whatever its type
+
+
+def bad(message: str) -> AerospikeError:
+    log.warning("expression refused: %s", message)
+    return AerospikeError(ResultCode.PARAMETER, f"expression: {message}")
+
+
+def unsupported(what: str) -> AerospikeError:
+    log.warning("expression refused: %s is not implemented", what)
+    return AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"expression: {what} is not implemented")
+
+
+def wrap(value: int) -> int:
+    """An integer as the server's int64 holds it."""
+    return ((value - _I64_MIN) & _U64) + _I64_MIN
+
+
+class Builder:
+    """Reads one expression off the wire, compiling as it goes (one pass, like the server)."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.reader = msgpack.Unpacker(raw=True, strict_map_key=False)
+        self.reader.feed(data)
+        self.scopes: list[dict[bytes, tuple[int, int]]] = []  # let-variables: name -> (slot, type)
+        self.n_slots = 0
+
+    def compile(self) -> Node:
+        node = self.next()
+        if self.reader.tell() != len(self.data):
+            raise bad("bytes after the expression")
+        return node
+
+    # -- reading the wire ---------------------------------------------------------------
+
+    def _first_byte(self) -> int:
+        pos = self.reader.tell()
+        if pos >= len(self.data):
+            raise bad("expression ends early")
+        return self.data[pos]
+
+    def raw(self) -> bytes:
+        start = self.reader.tell()
+        self.reader.skip()
+        return self.data[start:self.reader.tell()]
+
+    def integer(self, what: str) -> int:
+        value = self.reader.unpack()
+        if type(value) is not int:
+            raise bad(f"{what} must be an integer")
+        return value
+
+    def name(self, what: str) -> bytes:
+        value = self.reader.unpack()
+        if not isinstance(value, bytes):
+            raise bad(f"{what} must be a string")
+        return value
+
+    # -- one node -------------------------------------------------------------------------
+
+    def next(self) -> Node:
+        first = self._first_byte()
+        if 0x90 <= first <= 0x9F or first in (0xDC, 0xDD):
+            n = self.reader.read_array_header()
+            if n == 0:
+                raise bad("empty op list")
+            code = self.reader.unpack()
+            if type(code) is not int:
+                raise bad(f"op code {code!r} is not an integer")
+            builder = OPS.get(code)
+            if builder is None:
+                raise (unsupported(UNSUPPORTED_OPS[code]) if code in UNSUPPORTED_OPS
+                       else bad(f"unknown expression op {code}"))
+            return builder(self, code, n - 1)
+        if 0x80 <= first <= 0x8F or first in (0xDE, 0xDF):
+            return constant(self.raw(), MAP)
+        return self._scalar()
+
+    def _scalar(self) -> Node:
+        value = self.reader.unpack()
+        if value is None:
+            return constant(None, NIL)
+        if type(value) is bool:
+            return constant(value, BOOL)
+        if type(value) is int:
+            if not _I64_MIN <= value <= -_I64_MIN - 1:
+                raise bad(f"integer {value} out of 64-bit range")
+            return constant(value, INT)
+        if type(value) is float:
+            return constant(value, FLOAT)
+        if isinstance(value, bytes) and value:
+            prefix, body = value[0], value[1:]
+            if prefix == ParticleType.STRING:
+                return constant(body, STR)
+            if prefix == ParticleType.BLOB:
+                return constant(body, BLOB)
+            if prefix == ParticleType.GEOJSON:
+                return constant(_GEO_PARTICLE_HEAD + body, GEO)
+            if prefix == ParticleType.HLL:
+                raise unsupported("HyperLogLog")
+            raise bad(f"constant of particle type {prefix}")
+        raise bad(f"constant {value!r} of no expression type")
+
+    def args(self, n: int, expected: int, what: str) -> list[Node]:
+        if n != expected:
+            raise bad(f"{what} takes {expected} arguments, not {n}")
+        return [self.next() for _ in range(n)]
+
+
+def constant(value: object, rtype: int) -> Node:
+    return Node(lambda _rec: value, rtype)
+
+
+def _require(node: Node, types: tuple[int, ...], what: str) -> None:
+    if node.type not in types:
+        raise bad(f"{what}: argument of type {TYPE_NAMES[node.type]}, expected {'/'.join(TYPE_NAMES[t] for t in types)}")
+
+
+# -- comparisons ------------------------------------------------------------------------------
+
+_COMPARE_OPS = {1: operator.eq, 2: operator.ne, 3: operator.gt, 4: operator.ge, 5: operator.lt, 6: operator.le}
+
+
+def build_compare(b: Builder, code: int, n: int) -> Node:
+    left, right = b.args(n, 2, "comparison")
+    if left.type != right.type:
+        raise bad(f"comparison of {TYPE_NAMES[left.type]} with {TYPE_NAMES[right.type]}")
+    if left.type in (GEO, HLL):
+        raise bad(f"comparison of {TYPE_NAMES[left.type]} values")
+    test, lrun, rrun = _COMPARE_OPS[code], left.run, right.run
+    if left.type == NIL:
+        def compare(rec):
+            if lrun(rec) is UNKNOWN or rrun(rec) is UNKNOWN:
+                return UNKNOWN
+            return test(0, 0)
+    elif left.type in (LIST, MAP):
+        def compare(rec):
+            a = lrun(rec)
+            if a is UNKNOWN:
+                return UNKNOWN
+            z = rrun(rec)
+            if z is UNKNOWN:
+                return UNKNOWN
+            order = packed.compare(a, z)
+            return UNKNOWN if order is None else test(order, 0)
+    else:  # bools, numbers and bytes compare as Python compares them
+        def compare(rec):
+            a = lrun(rec)
+            if a is UNKNOWN:
+                return UNKNOWN
+            z = rrun(rec)
+            if z is UNKNOWN:
+                return UNKNOWN
+            return test(a, z)
+    return Node(compare, BOOL)
+
+
+def build_regex(b: Builder, code: int, n: int) -> Node:
+    if n != 3:
+        raise bad(f"regex takes 3 arguments, not {n}")
+    flags = b.integer("regex flags")
+    source = b.name("regex")
+    subject = b.next()
+    _require(subject, (STR,), "regex")
+    try:
+        pattern = compile_posix(source.decode("utf-8"), flags)
+    except (re.error, UnicodeDecodeError) as exc:
+        raise bad(f"regex {source!r}: {exc}") from None
+    search, run = pattern.search, subject.run
+
+    def matches(rec):
+        text = run(rec)
+        if text is UNKNOWN:
+            return UNKNOWN
+        return search(text.decode("utf-8", errors="surrogateescape")) is not None
+    return Node(matches, BOOL)
+
+
+def to_msgpack(rtype: int, value: object) -> bytes:
+    """An expression value as a list element holds it (strings and blobs with their prefix)."""
+    if rtype in (LIST, MAP):
+        return value
+    if rtype in (STR, BLOB):
+        return msgpack.packb(bytes((PARTICLE_OF[rtype],)) + value, use_bin_type=False)
+    if rtype == GEO:
+        return msgpack.packb(bytes((ParticleType.GEOJSON,)) + value[len(_GEO_PARTICLE_HEAD):], use_bin_type=False)
+    return msgpack.packb(value)
+
+
+def build_in_list(b: Builder, code: int, n: int) -> Node:
+    needle, haystack = b.args(n, 2, "in_list")
+    _require(haystack, (LIST,), "in_list")
+    nrun, hrun, ntype = needle.run, haystack.run, needle.type
+
+    def contains(rec):
+        value = nrun(rec)
+        if value is UNKNOWN:
+            return UNKNOWN
+        items = hrun(rec)
+        if items is UNKNOWN:
+            return UNKNOWN
+        found = packed.contains(items, to_msgpack(ntype, value))
+        return UNKNOWN if found is None else found
+    return Node(contains, BOOL)
+
+
+# -- logic ------------------------------------------------------------------------------------
+
+def build_logical(b: Builder, code: int, n: int) -> Node:
+    if n < 2:
+        raise bad(f"and/or/exclusive take at least 2 arguments, not {n}")
+    runs = []
+    for _ in range(n):
+        arg = b.next()
+        _require(arg, (BOOL,), "and/or/exclusive")
+        runs.append(arg.run)
+    return Node(_LOGICAL[code](tuple(runs)), BOOL)
+
+
+def _all(runs):
+    def run(rec):
+        result = True
+        for arg in runs:
+            value = arg(rec)
+            if value is False:
+                return False
+            if value is UNKNOWN:
+                result = UNKNOWN
+        return result
+    return run
+
+
+def _any(runs):
+    def run(rec):
+        result = False
+        for arg in runs:
+            value = arg(rec)
+            if value is True:
+                return True
+            if value is UNKNOWN:
+                result = UNKNOWN
+        return result
+    return run
+
+
+def _exactly_one(runs):
+    def run(rec):
+        seen = False
+        for arg in runs:
+            value = arg(rec)
+            if value is UNKNOWN:
+                return UNKNOWN
+            if value:
+                if seen:
+                    return False
+                seen = True
+        return seen
+    return run
+
+
+_LOGICAL = {16: _all, 17: _any, 19: _exactly_one}
+
+
+def build_not(b: Builder, code: int, n: int) -> Node:
+    (arg,) = b.args(n, 1, "not")
+    _require(arg, (BOOL,), "not")
+    run = arg.run
+
+    def negate(rec):
+        value = run(rec)
+        return value if value is UNKNOWN else not value
+    return Node(negate, BOOL)
+
+
+# -- arithmetic -------------------------------------------------------------------------------
+
+def _fdiv(a: float, z: float) -> float:
+    try:
+        return a / z
+    except ZeroDivisionError:  # IEEE division, as C does it
+        if a == 0 or math.isnan(a):
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, z)
+
+
+def _idiv(a: int, z: int) -> object:
+    if z == 0:
+        return UNKNOWN
+    quotient = abs(a) // abs(z)  # C truncates toward zero
+    return wrap(quotient if (a < 0) == (z < 0) else -quotient)
+
+
+def _fold(int_step, float_step, unary=None):
+    """A variadic numeric op folding its arguments left to right (`unary` for one argument)."""
+    def make(runs, is_float):
+        step = float_step if is_float else int_step
+        first, rest = runs[0], runs[1:]
+
+        def run(rec):
+            acc = first(rec)
+            if acc is UNKNOWN:
+                return UNKNOWN
+            if not rest and unary is not None:
+                return unary(acc, is_float)
+            for arg in rest:
+                value = arg(rec)
+                if value is UNKNOWN:
+                    return UNKNOWN
+                acc = step(acc, value)
+            return acc
+        return run
+    return make
+
+
+def _div(runs, is_float):
+    """div(a, b, c...) = a / (b * c ...); div(a) = 1 / a."""
+    def run(rec):
+        values = []
+        for arg in runs:
+            value = arg(rec)
+            if value is UNKNOWN:
+                return UNKNOWN
+            values.append(value)
+        if is_float:
+            if len(values) == 1:
+                return _fdiv(1.0, values[0])
+            return _fdiv(values[0], math.prod(values[1:]))
+        if len(values) == 1:
+            return _idiv(1, values[0])
+        divisor = 1
+        for value in values[1:]:
+            divisor = wrap(divisor * value)
+        return _idiv(values[0], divisor)
+    return run
+
+
+_MATH = {
+    20: _fold(lambda a, z: wrap(a + z), operator.add),
+    21: _fold(lambda a, z: wrap(a - z), operator.sub, unary=lambda a, f: -a if f else wrap(-a)),
+    22: _fold(lambda a, z: wrap(a * z), operator.mul),
+    23: _div,
+    50: _fold(min, min),
+    51: _fold(max, max),
+}
+
+
+def build_math(b: Builder, code: int, n: int) -> Node:
+    if n < 1:
+        raise bad("arithmetic needs at least one argument")
+    args = [b.next() for _ in range(n)]
+    rtype = args[0].type
+    for arg in args:
+        _require(arg, (INT, FLOAT), "arithmetic")
+        if arg.type != rtype:
+            raise bad("arithmetic on mixed int and float arguments")
+    return Node(_MATH[code](tuple(a.run for a in args), rtype == FLOAT), rtype)
+
+
+def _c_pow(base: float, exponent: float) -> float:
+    try:
+        return math.pow(base, exponent)
+    except OverflowError:
+        odd = exponent.is_integer() and exponent % 2 == 1
+        return -math.inf if base < 0 and odd else math.inf
+    except ValueError:  # a negative base to a fractional power, or 0 to a negative one
+        return math.inf if base == 0 else math.nan
+
+
+def _c_log(x: float) -> float:
+    if x > 0:
+        return math.log(x)
+    return -math.inf if x == 0 else math.nan
+
+
+def _c_floor_ceil(rounding):
+    return lambda x: x if math.isinf(x) or math.isnan(x) else float(rounding(x))
+
+
+def _to_int(x: float) -> int:
+    if math.isnan(x) or not -(2.0 ** 63) <= x < 2.0 ** 63:
+        return _I64_MIN  # what the x86 conversion the server compiles to gives
+    return int(x)
+
+
+def _c_mod(a: int, z: int) -> object:
+    if z == 0:
+        return UNKNOWN
+    rest = abs(a) % abs(z)  # C's remainder takes the dividend's sign
+    return -rest if a < 0 else rest
+
+
+def _lscan(x: int, bit: bool) -> int:
+    u = (x if bit else ~x) & _U64
+    return -1 if u == 0 else 64 - u.bit_length()
+
+
+def _rscan(x: int, bit: bool) -> int:
+    u = (x if bit else ~x) & _U64
+    return -1 if u == 0 else 63 - ((u & -u).bit_length() - 1)
+
+
+# fixed-arity ops: code -> (argument types, result type, function of the argument values)
+_FIXED: dict[int, tuple[tuple[int, ...], int | None, Callable]] = {
+    24: ((FLOAT, FLOAT), FLOAT, _c_pow),
+    25: ((FLOAT, FLOAT), FLOAT, lambda x, base: _fdiv(_c_log(x), _c_log(base))),
+    26: ((INT, INT), INT, _c_mod),
+    28: ((FLOAT,), FLOAT, _c_floor_ceil(math.floor)),
+    29: ((FLOAT,), FLOAT, _c_floor_ceil(math.ceil)),
+    30: ((FLOAT,), INT, _to_int),
+    31: ((INT,), FLOAT, float),
+    35: ((INT,), INT, lambda x: ~x),
+    36: ((INT, INT), INT, lambda x, s: wrap(x << (s & 63))),  # x86 takes the shift count mod 64
+    37: ((INT, INT), INT, lambda x, s: wrap((x & _U64) >> (s & 63))),
+    38: ((INT, INT), INT, lambda x, s: x >> (s & 63)),
+    39: ((INT,), INT, lambda x: (x & _U64).bit_count()),
+    40: ((INT, BOOL), INT, _lscan),
+    41: ((INT, BOOL), INT, _rscan),
+}
+
+
+def build_fixed(b: Builder, code: int, n: int) -> Node:
+    types, rtype, fn = _FIXED[code]
+    args = b.args(n, len(types), f"op {code}")
+    for arg, expected in zip(args, types, strict=True):
+        _require(arg, (expected,), f"op {code}")
+    runs = tuple(a.run for a in args)
+    if len(runs) == 1:
+        (only,) = runs
+
+        def run(rec):
+            value = only(rec)
+            return value if value is UNKNOWN else fn(value)
+    else:
+        first, second = runs
+
+        def run(rec):
+            a = first(rec)
+            if a is UNKNOWN:
+                return UNKNOWN
+            z = second(rec)
+            return z if z is UNKNOWN else fn(a, z)
+    return Node(run, rtype)
+
+
+def build_abs(b: Builder, code: int, n: int) -> Node:
+    (arg,) = b.args(n, 1, "abs")
+    _require(arg, (INT, FLOAT), "abs")
+    run = arg.run
+
+    def absolute(rec):
+        value = run(rec)
+        return value if value is UNKNOWN else wrap(abs(value)) if arg.type == INT else abs(value)
+    return Node(absolute, arg.type)
+
+
+_INT_FOLDS = {32: operator.and_, 33: operator.or_, 34: operator.xor}
+
+
+def build_int_fold(b: Builder, code: int, n: int) -> Node:
+    if n < 1:
+        raise bad("integer bit ops need at least one argument")
+    args = [b.next() for _ in range(n)]
+    for arg in args:
+        _require(arg, (INT,), "integer bit op")
+    return Node(_fold(_INT_FOLDS[code], None)(tuple(a.run for a in args), False), INT)
+
+
+# -- record metadata --------------------------------------------------------------------------
+
+_META: dict[int, tuple[int, Callable[[RecordView], object]]] = {
+    65: (INT, lambda rec: 0 if rec.in_memory else rec.size),  # device_size
+    66: (INT, RecordView.last_update_ns),
+    67: (INT, RecordView.since_update_ms),
+    68: (INT, RecordView.void_time_ns),
+    69: (INT, RecordView.ttl),
+    70: (STR, lambda rec: rec.set_name.encode()),
+    71: (BOOL, lambda rec: rec.key is not None),
+    72: (BOOL, lambda rec: rec.tombstone),
+    73: (INT, lambda rec: rec.size if rec.in_memory else 0),  # memory_size
+    74: (INT, lambda rec: rec.size),  # record_size
+}
+
+
+def build_meta(b: Builder, code: int, n: int) -> Node:
+    b.args(n, 0, f"metadata op {code}")
+    rtype, run = _META[code]
+    return Node(run, rtype)
+
+
+def build_digest_modulo(b: Builder, code: int, n: int) -> Node:
+    if n != 1:
+        raise bad(f"digest_modulo takes 1 argument, not {n}")
+    mod = wrap(b.integer("digest_modulo")) & 0xFFFFFFFF
+    mod = abs(mod - (1 << 32) if mod >= 1 << 31 else mod)  # the server keeps it as an int32
+    if mod == 0:
+        raise bad("digest_modulo by zero")
+    return Node(lambda rec: int.from_bytes(rec.digest[16:20], "little") % mod, INT)
+
+
+def _bin_name(b: Builder, what: str) -> str:
+    raw = b.name(what)
+    if len(raw) > _MAX_BIN_NAME or b"\x00" in raw:
+        raise bad(f"{what}: bin name {raw!r}")
+    return raw.decode("utf-8", errors="replace")
+
+
+def decode_particle(rtype: int, data: bytes) -> object:
+    """A bin's value, known to be of the particle type `rtype` reads."""
+    if rtype == INT:
+        return particles.decode_int(data)
+    if rtype == FLOAT:
+        return particles.decode_float(data)
+    if rtype == BOOL:
+        return data != b"\x00"
+    return data
+
+
+def build_bin(b: Builder, code: int, n: int) -> Node:
+    if n != 2:
+        raise bad(f"bin takes 2 arguments, not {n}")
+    rtype = b.integer("bin type")
+    if not 0 <= rtype <= HLL:
+        raise bad(f"bin type {rtype}")
+    if rtype == HLL:
+        raise unsupported("reading a HyperLogLog bin")
+    name = _bin_name(b, "bin")
+    ptype = PARTICLE_OF[rtype]
+
+    def read_bin(rec):
+        found = rec.bins.get(name)
+        if found is None or found[0] != ptype:
+            return UNKNOWN
+        return decode_particle(rtype, found[1])
+    return Node(read_bin, rtype)
+
+
+def build_bin_type(b: Builder, code: int, n: int) -> Node:
+    if n != 1:
+        raise bad(f"bin_type takes 1 argument, not {n}")
+    name = _bin_name(b, "bin_type")
+
+    def bin_type(rec):
+        found = rec.bins.get(name)
+        return ParticleType.NULL if found is None else found[0]
+    return Node(bin_type, INT)
+
+
+_KEY_PARTICLES = {INT: ParticleType.INTEGER, STR: ParticleType.STRING, BLOB: ParticleType.BLOB}
+
+
+def build_key(b: Builder, code: int, n: int) -> Node:
+    if n != 1:
+        raise bad(f"key takes 1 argument, not {n}")
+    rtype = b.integer("key type")
+    if rtype not in _KEY_PARTICLES:
+        raise bad(f"key of type {rtype}")
+    ptype = _KEY_PARTICLES[rtype]
+
+    def key(rec):
+        stored = rec.key
+        if stored is None or stored[0] != ptype or (rtype == INT and len(stored[1]) != 8):
+            return UNKNOWN
+        return particles.decode_int(stored[1]) if rtype == INT else stored[1]
+    return Node(key, rtype)
+
+
+# -- control flow and variables ---------------------------------------------------------------
+
+def build_cond(b: Builder, code: int, n: int) -> Node:
+    if n < 3 or n % 2 == 0:
+        raise bad(f"cond takes condition/value pairs and a default, not {n} arguments")
+    cases, rtype = [], None
+    for i in range(n // 2):
+        test, value = b.next(), b.next()
+        _require(test, (BOOL,), f"cond condition {i + 1}")
+        rtype = _branch_type(value, rtype)
+        cases.append((test.run, value.run))
+    default = b.next()
+    rtype = _branch_type(default, rtype)
+    default_run = default.run
+
+    def choose(rec):
+        for test, value in cases:
+            chosen = test(rec)
+            if chosen is UNKNOWN:
+                return UNKNOWN
+            if chosen:
+                return value(rec)
+        return default_run(rec)
+    return Node(choose, BOOL if rtype is None else rtype)
+
+
+def _branch_type(branch: Node, rtype: int | None) -> int | None:
+    """Every cond branch has one type; `unknown()` fits any."""
+    if branch.unknown_literal:
+        return rtype
+    if rtype is not None and branch.type != rtype:
+        raise bad(f"cond branches of types {TYPE_NAMES[rtype]} and {TYPE_NAMES[branch.type]}")
+    return branch.type
+
+
+def build_let(b: Builder, code: int, n: int) -> Node:
+    if n < 3 or n % 2 == 0:
+        raise bad(f"let takes name/value pairs and an expression, not {n} arguments")
+    scope: dict[bytes, tuple[int, int]] = {}
+    b.scopes.append(scope)
+    defs = []
+    for _ in range(n // 2):
+        name = b.name("let variable")
+        if not _VAR_NAME.match(name):
+            raise bad(f"variable name {name!r}")
+        if any(name in s for s in b.scopes):
+            raise bad(f"variable {name!r} defined twice")
+        value = b.next()  # compiled before the name is in scope: a definition cannot use itself
+        slot, b.n_slots = b.n_slots, b.n_slots + 1
+        scope[name] = (slot, value.type)
+        defs.append((slot, value.run))
+    body = b.next()
+    b.scopes.pop()
+    body_run = body.run
+
+    def let(rec):
+        slots = rec.vars
+        for slot, run in defs:
+            slots[slot] = run(rec)
+        return body_run(rec)
+    return Node(let, body.type)
+
+
+def build_var(b: Builder, code: int, n: int) -> Node:
+    if n != 1:
+        raise bad(f"var takes 1 argument, not {n}")
+    name = b.name("var")
+    found = next((scope[name] for scope in reversed(b.scopes) if name in scope), None)
+    if found is None:
+        raise bad(f"undefined variable {name!r}")
+    slot, rtype = found
+    return Node(lambda rec: rec.vars[slot], rtype)
+
+
+def build_quote(b: Builder, code: int, n: int) -> Node:
+    if n != 1:
+        raise bad(f"quote takes 1 argument, not {n}")
+    first = b._first_byte()
+    if not (0x90 <= first <= 0x9F or first in (0xDC, 0xDD)):
+        raise bad("quote of something other than a list")
+    return constant(b.raw(), LIST)
+
+
+def build_unknown(b: Builder, code: int, n: int) -> Node:
+    b.args(n, 0, "unknown")
+    return Node(lambda _rec: UNKNOWN, BOOL, unknown_literal=True)
+
+
+def build_map_parts(b: Builder, code: int, n: int) -> Node:
+    (arg,) = b.args(n, 1, "map_keys/map_values")
+    if arg.type != MAP:  # the server compiles it, but it never yields anything
+        return Node(lambda _rec: UNKNOWN, LIST)
+    run, values = arg.run, code == 102
+
+    def parts(rec):
+        value = run(rec)
+        if value is UNKNOWN:
+            return UNKNOWN
+        listed = packed.map_parts(value, values)
+        return UNKNOWN if listed is None else listed
+    return Node(parts, LIST)
+
+
+OPS: dict[int, Callable[[Builder, int, int], Node]] = {
+    0: build_unknown,
+    **dict.fromkeys(_COMPARE_OPS, build_compare),
+    7: build_regex,
+    9: build_in_list,
+    16: build_logical, 17: build_logical, 18: build_not, 19: build_logical,
+    **dict.fromkeys(_MATH, build_math),
+    **dict.fromkeys(_FIXED, build_fixed),
+    27: build_abs,
+    **dict.fromkeys(_INT_FOLDS, build_int_fold),
+    64: build_digest_modulo,
+    **dict.fromkeys(_META, build_meta),
+    80: build_key, 81: build_bin, 82: build_bin_type,
+    101: build_map_parts, 102: build_map_parts,
+    123: build_cond, 124: build_var, 125: build_let, 126: build_quote,
+}
+# ops the server has that we refuse as not implemented rather than as malformed
+UNSUPPORTED_OPS = {8: "geo comparison", 100: "result_remove", 122: "loop variables", 127: "list/map/bit/HLL calls"}
