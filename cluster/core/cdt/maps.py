@@ -97,12 +97,12 @@ def apply(m: CdtMap, name: str, a: list):
     if name == "set_type":
         return set_type(m, a[0])
     if name in ("put", "add", "replace"):
-        flags = {"put": a[3] or 0, "add": NO_OVERWRITE, "replace": NO_CREATE}[name]
+        flags = (a[3] or 0) if name == "put" else NO_OVERWRITE if name == "add" else NO_CREATE
         return put_items(m, {a[0]: a[1]}, flags)
     if name in ("put_items", "add_items", "replace_items"):
         if not isinstance(a[0], CdtMap):
             raise bad("expected a map of items")
-        flags = {"put_items": a[2] or 0, "add_items": NO_OVERWRITE, "replace_items": NO_CREATE}[name]
+        flags = (a[2] or 0) if name == "put_items" else NO_OVERWRITE if name == "add_items" else NO_CREATE
         return put_items(m, a[0].items, flags)
     if name in ("increment", "decrement"):
         return increment(m, a[0], a[1], negate=name == "decrement")
