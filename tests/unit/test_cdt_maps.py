@@ -98,16 +98,17 @@ def test_return_types_key_value_and_maps():
     assert run(bins, OP["get_by_key_list"], COUNT | INVERTED, ["b", "a"]) == 1
     assert run(bins, OP["get_by_value"], KEY, 2) == "b"
     assert run(bins, OP["get_all_by_value"], KEY, 2) == ["b"]
-    assert run(bins, OP["get_by_value_list"], KEY, [3, 1]) == ["a", "c"]
+    assert run(bins, OP["get_by_value_list"], KEY, [3, 1]) == ["c", "a"]  # storage order
 
 
 def test_key_and_value_intervals():
     bins = bin_of({"a": 1, "b": 2, "c": 3, 5: 0})
     assert run(bins, OP["get_by_key_interval"], KEY, "a", "c") == ["a", "b"]
     assert run(bins, OP["get_by_key_interval"], KEY, "b") == ["b", "c"]
-    assert run(bins, OP["get_by_key_interval"], KEY, 0, "b") == [5, "a"]  # ints sort below strings
+    # ints sort below strings; an unordered map answers in storage order
+    assert run(bins, OP["get_by_key_interval"], KEY, 0, "b") == ["a", 5]
     assert run(bins, OP["get_by_value_interval"], KEY, 2, 10) == ["b", "c"]
-    assert run(bins, OP["get_by_value_interval"], VALUE | INVERTED, 2, 10) == [0, 1]
+    assert run(bins, OP["get_by_value_interval"], VALUE | INVERTED, 2, 10) == [1, 0]
 
 
 def test_relative_ranges():
@@ -141,3 +142,14 @@ def test_replace_items_on_a_missing_bin_is_element_not_found():
 
 def test_map_op_on_a_list_bin_is_incompatible():
     assert code_of(lambda: run(bin_of([1]), OP["size"])) == 12
+
+
+def test_unordered_map_answers_scanned_elements_in_storage_order():
+    bins = bin_of({"c": 1, "a": 1, "b": 2})
+    assert run(bins, OP["get_all_by_value"], KEY, 1) == ["c", "a"]
+    assert run(bins, OP["get_by_index_range"], KEY, 0, 2) == ["a", "b"]
+    assert run(bins, OP["get_by_index_range"], KEY | INVERTED, 1, 1) == ["c", "a"]
+    # a key-ordered map stores in key order
+    bins = {}
+    run(bins, OP["put_items"], {"c": 1, "a": 1}, K_ORDERED)
+    assert run(bins, OP["get_all_by_value"], KEY, 1) == ["a", "c"]

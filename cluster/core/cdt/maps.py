@@ -23,9 +23,11 @@ def keep_sorted(m: CdtMap) -> None:
 
 
 def elements(m: CdtMap) -> R.Elements:
-    """The pairs in index (key) order."""
-    pairs = sorted(m.items.items(), key=lambda kv: sort_key(kv[0])) if not m.key_ordered else list(m.items.items())
-    return R.Elements([v for _, v in pairs], [k for k, _ in pairs])
+    """The pairs in index (key) order, with their storage positions if that differs."""
+    if m.key_ordered:
+        return R.Elements(list(m.items.values()), list(m.items))
+    pairs = sorted(enumerate(m.items.items()), key=lambda p: sort_key(p[1][0]))
+    return R.Elements([v for _, (_, v) in pairs], [k for _, (k, _) in pairs], [pos for pos, _ in pairs])
 
 
 # ------------------------------------------------------------------ writing
@@ -146,7 +148,8 @@ def apply(m: CdtMap, name: str, a: list):
         by_rank = True
     else:
         raise bad(f"unknown map op {name}")
-    result = R.answer(rt, els, picked, span, by_rank)
+    by_scan = what in ("key", "key_list", "key_interval", "value", "value_list", "value_interval")
+    result = R.answer(rt, els, picked, span, by_rank, by_scan)
     if remove:
         chosen = set(picked)
         gone = {els.keys[i] for i in range(n) if (i in chosen) != rt.inverted}

@@ -58,9 +58,11 @@ class ReturnType:
 class Elements:
     """The elements an op works over, in index order: values (and keys for maps)."""
 
-    def __init__(self, values: list, keys: list | None = None):
+    def __init__(self, values: list, keys: list | None = None, storage: list[int] | None = None):
         self.values = values
         self.keys = keys
+        # for an unordered map: where each element (in key order) sits in storage
+        self.storage = storage
         self._ranks: list[int] | None = None
 
     def __len__(self):
@@ -80,18 +82,20 @@ class Elements:
 
 
 def answer(rt: ReturnType, els: Elements, picked: list[int], span: tuple[int, int] | None = None,
-           by_rank: bool = False):
+           by_rank: bool = False, by_scan: bool = False):
     """The result of picking `picked` (indexes, in the order the op found them).
 
     `span` is the (start, count) of an index or rank range, for the *_RANGE return types;
-    `by_rank` says the pick was in rank order (values then come back in rank order).
-    With INVERTED the complement is answered, in index order.
+    `by_rank` says the pick was in rank order (values then come back in rank order);
+    `by_scan` that it came from a scan over the stored elements (values by value or key,
+    or any INVERTED pick), which answers elements in storage order - not key order in an
+    unordered map.
     """
     n = len(els)
     if rt.inverted:
         chosen = set(picked)
         picked = [i for i in range(n) if i not in chosen]
-        by_rank = False
+        by_rank, by_scan = False, True
     t = rt.type
     if t == NONE:
         return NO_RESULT
@@ -134,7 +138,12 @@ def answer(rt: ReturnType, els: Elements, picked: list[int], span: tuple[int, in
     if t in (RANK, REVRANK):
         ranks = sorted(els.rank_of(i) for i in picked) if by_rank else [els.rank_of(i) for i in picked]
         return CdtList(ranks if t == RANK else [n - 1 - r for r in ranks])
-    ordered = picked if by_rank else sorted(picked)
+    if by_rank:
+        ordered = picked
+    elif by_scan and els.storage is not None:
+        ordered = sorted(picked, key=els.storage.__getitem__)
+    else:
+        ordered = sorted(picked)
     if t == VALUE:
         return CdtList(els.values[i] for i in ordered)
     if t == KEY:
