@@ -215,3 +215,14 @@ def test_bad_arguments_are_parameter_errors():
     assert code_of(lambda: run(bins, OP["get"])) == 4
     assert code_of(lambda: run(bins, OP["get"], "x")) == 4
     assert code_of(lambda: run(bins, 14)) == 4  # no such op
+
+
+def test_ranks_of_single_elements_are_shared_by_equal_values_but_runs_for_value_picks():
+    bins = bin_of([1, 5, 1])
+    assert run(bins, OP["get_by_index"], RANK, 2) == 0  # two elements are equal: both rank 0
+    assert run(bins, OP["get_by_index_range"], RANK, 0) == [0, 2, 0]
+    assert run(bins, OP["get_all_by_value"], RANK, 1) == [0, 1]  # a value pick answers a run
+    assert run(bins, OP["get_all_by_value"], REVRANK | INVERTED, 1) == [0]
+    assert run(bins, OP["get_by_value_interval"], 11, 2, 9) == [2, 1]  # RANK_RANGE
+    assert code_of(lambda: run(bins, OP["get_by_value_interval"], 9, 2, 9)) == 26  # no INDEX_RANGE
+    assert code_of(lambda: run(bins, OP["get_by_rank_range"], 11 | INVERTED, 0, 1)) == 26

@@ -153,3 +153,12 @@ def test_unordered_map_answers_scanned_elements_in_storage_order():
     bins = {}
     run(bins, OP["put_items"], {"c": 1, "a": 1}, K_ORDERED)
     assert run(bins, OP["get_all_by_value"], KEY, 1) == ["a", "c"]
+
+
+def test_a_kv_ordered_map_answers_value_picks_in_value_order():
+    bins = {}
+    run(bins, OP["put_items"], {"a": 3, "b": 1, "c": 2}, KV_ORDERED)
+    assert run(bins, OP["get_by_value_interval"], KEY, 1, 10) == ["b", "c", "a"]
+    assert run(bins, OP["get_by_value_interval"], RANK, 2, 10) == [1, 2]
+    unordered = bin_of({"a": 3, "b": 1, "c": 2})
+    assert run(unordered, OP["get_by_value_interval"], KEY, 1, 10) == ["a", "b", "c"]

@@ -196,9 +196,14 @@ def pick_value_list(values: list, wanted) -> list[int]:
     return [i for i, v in enumerate(values) if any(compare(v, w) == 0 for w in wanted)]
 
 
+def below(values: list, value) -> int:
+    """How many values sort below `value`: where it would rank."""
+    return sum(1 for v in values if compare(v, value) < 0)
+
+
 def pick_rel_rank(els: R.Elements, value, rank: int, count: int) -> tuple[list[int], tuple[int, int]]:
     """Ranks counted from where `value` would sort (the number of elements below it)."""
-    anchor = sum(1 for v in els.values if compare(v, value) < 0)
+    anchor = below(els.values, value)
     start, cnt = R.relative_range(anchor, rank, count)
     order = els.by_rank()
     picked = order[start:start + cnt]
@@ -261,25 +266,28 @@ def apply(lst: CdtList, name: str, a: list):
     if what in ("index", "index_range"):
         return _by_index(lst, rt, a[1], 1 if what == "index" else _count(a[2]), remove)
     els = R.Elements(list(lst))
-    span = None
-    by_rank = False
+    rank_span, order = None, "index"
     if what in ("rank", "rank_range"):
-        picked, span = pick_rank_range(els, a[1], 1 if what == "rank" else _count(a[2]), rt.multi)
-        by_rank = True
+        picked, rank_span = pick_rank_range(els, a[1], 1 if what == "rank" else _count(a[2]), rt.multi)
+        order = "rank"
     elif what == "value":
         picked = pick_equal(els.values, a[1])
+        rank_span = (below(els.values, a[1]), len(picked) if rt.multi else min(1, len(picked)))
         if not rt.multi:
             picked = picked[:1]
     elif what == "value_list":
         picked = pick_value_list(els.values, a[1])
     elif what == "value_interval":
         picked = pick_value_interval(els.values, a[1], a[2], end_given=a.given(2))
+        rank_span = (below(els.values, a[1]), len(picked))
     elif what == "value_rel_rank_range":
-        picked, span = pick_rel_rank(els, a[1], a[2], _count(a[3]))
-        by_rank = True
+        picked, rank_span = pick_rel_rank(els, a[1], a[2], _count(a[3]))
+        order = "rank"
     else:
         raise bad(f"unknown list op {name}")
-    result = R.answer(rt, els, picked, span, by_rank)
+    # in an ordered list index and rank are the same thing
+    index_span = rank_span if lst.ordered else None
+    result = R.answer(rt, els, picked, index_span=index_span, rank_span=rank_span, order=order)
     if remove:
         gone = removed_set(rt, len(lst), picked)
         lst[:] = [v for i, v in enumerate(lst) if i not in gone]
@@ -289,7 +297,7 @@ def apply(lst: CdtList, name: str, a: list):
 def _by_index(lst: CdtList, rt: R.ReturnType, index: int, count: int, remove: bool):
     els = R.Elements(list(lst))
     picked, span = pick_index_range(len(lst), index, count, rt.multi)
-    result = R.answer(rt, els, picked, span)
+    result = R.answer(rt, els, picked, index_span=span, rank_span=span if lst.ordered else None)
     if remove:
         gone = removed_set(rt, len(lst), picked)
         lst[:] = [v for i, v in enumerate(lst) if i not in gone]

@@ -10,7 +10,7 @@ a storage order).
 from cluster.wire.result_codes import AerospikeError
 
 from . import results as R
-from .lists import add_delta, pick_equal, pick_index_range, pick_value_interval, pick_value_list
+from .lists import add_delta, below, pick_equal, pick_index_range, pick_value_interval, pick_value_list
 from .optable import ALL
 from .values import MAP_KV_ORDERED, PERSIST_INDEX, CdtMap, bad, compare, is_map_key, sort_key
 
@@ -86,8 +86,14 @@ def _rel_index(keys: list, key, offset: int, count: int) -> tuple[list[int], tup
     return picked, (start, len(picked))
 
 
+def _in_rank_order(els: R.Elements, picked: list[int]) -> list[int]:
+    ranked = els.by_rank()
+    chosen = set(picked)
+    return [i for i in ranked if i in chosen]
+
+
 def _rel_rank(els: R.Elements, value, rank: int, count: int) -> tuple[list[int], tuple[int, int]]:
-    anchor = sum(1 for v in els.values if compare(v, value) < 0)
+    anchor = below(els.values, value)
     start, cnt = R.relative_range(anchor, rank, count)
     picked = els.by_rank()[start:start + cnt]
     return picked, (start, len(picked))
@@ -120,7 +126,11 @@ def apply(m: CdtMap, name: str, a: list):
     rt = R.ReturnType(a[0], multi, True)
     els = elements(m)
     n = len(els)
-    span, by_rank = None, False
+    index_span = rank_span = None
+    # a scan over the stored pairs answers in storage order; a KV-ordered map keeps a
+    # value index, so its value picks come back in value order
+    order = "storage"
+    by_value = "rank" if m.flags & MAP_KV_ORDERED == MAP_KV_ORDERED else "storage"
     if what == "key":
         picked = pick_equal(els.keys, a[1])[:1]
     elif what == "key_list":
@@ -128,28 +138,30 @@ def apply(m: CdtMap, name: str, a: list):
     elif what == "key_interval":
         picked = pick_value_interval(els.keys, a[1], a[2], end_given=a.given(2))
     elif what in ("index", "index_range"):
-        picked, span = pick_index_range(n, a[1], 1 if what == "index" else _count(a[2]), rt.multi)
+        picked, index_span = pick_index_range(n, a[1], 1 if what == "index" else _count(a[2]), rt.multi)
+        order = "index"
     elif what in ("rank", "rank_range"):
-        positions, span = pick_index_range(n, a[1], 1 if what == "rank" else _count(a[2]), rt.multi)
-        order = els.by_rank()
-        picked, by_rank = [order[p] for p in positions], True
+        positions, rank_span = pick_index_range(n, a[1], 1 if what == "rank" else _count(a[2]), rt.multi)
+        ranked = els.by_rank()
+        picked, order = [ranked[p] for p in positions], "rank"
     elif what == "value":
-        picked = pick_equal(els.values, a[1])
-        if not rt.multi:
-            picked = picked[:1]
+        picked = _in_rank_order(els, pick_equal(els.values, a[1]))
+        rank_span = (below(els.values, a[1]), len(picked) if rt.multi else min(1, len(picked)))
+        picked, order = (picked if rt.multi else picked[:1]), by_value
     elif what == "value_list":
         picked = pick_value_list(els.values, a[1])
     elif what == "value_interval":
-        picked = pick_value_interval(els.values, a[1], a[2], end_given=a.given(2))
+        picked = _in_rank_order(els, pick_value_interval(els.values, a[1], a[2], end_given=a.given(2)))
+        rank_span, order = (below(els.values, a[1]), len(picked)), by_value
     elif what == "key_rel_index_range":
-        picked, span = _rel_index(els.keys, a[1], a[2], _count(a[3]))
+        picked, index_span = _rel_index(els.keys, a[1], a[2], _count(a[3]))
+        order = "index"
     elif what == "value_rel_rank_range":
-        picked, span = _rel_rank(els, a[1], a[2], _count(a[3]))
-        by_rank = True
+        picked, rank_span = _rel_rank(els, a[1], a[2], _count(a[3]))
+        order = "rank"
     else:
         raise bad(f"unknown map op {name}")
-    by_scan = what in ("key", "key_list", "key_interval", "value", "value_list", "value_interval")
-    result = R.answer(rt, els, picked, span, by_rank, by_scan)
+    result = R.answer(rt, els, picked, index_span=index_span, rank_span=rank_span, order=order)
     if remove:
         chosen = set(picked)
         gone = {els.keys[i] for i in range(n) if (i in chosen) != rt.inverted}

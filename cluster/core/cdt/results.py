@@ -5,6 +5,8 @@ the INVERTED flag. Ops pick elements; this module turns the pick into the answer
 server gives (cdt.c: result_data_set_*), so lists and maps share one set of rules.
 """
 
+from bisect import bisect_left
+
 from cluster.wire.result_codes import AerospikeError
 
 from .values import MAP_K_ORDERED, MAP_PRESERVE_ORDER, CdtList, CdtMap, sort_key
@@ -73,77 +75,74 @@ class Elements:
         return sorted(range(len(self.values)), key=lambda i: (sort_key(self.values[i]), i))
 
     def rank_of(self, i: int) -> int:
+        """How many elements sort strictly below element i (equal values share a rank),
+        which is how the server ranks one element it holds."""
         if self._ranks is None:
-            ranks = [0] * len(self.values)
-            for rank, idx in enumerate(self.by_rank()):
-                ranks[idx] = rank
-            self._ranks = ranks
+            keys = sorted(sort_key(v) for v in self.values)
+            self._ranks = [bisect_left(keys, sort_key(v)) for v in self.values]
         return self._ranks[i]
 
 
-def answer(rt: ReturnType, els: Elements, picked: list[int], span: tuple[int, int] | None = None,
-           by_rank: bool = False, by_scan: bool = False):
-    """The result of picking `picked` (indexes, in the order the op found them).
+def answer(rt: ReturnType, els: Elements, picked: list[int], *, index_span: tuple[int, int] | None = None,
+           rank_span: tuple[int, int] | None = None, order: str = "index"):
+    """The result of picking `picked` (indexes into `els`).
 
-    `span` is the (start, count) of an index or rank range, for the *_RANGE return types;
-    `by_rank` says the pick was in rank order (values then come back in rank order);
-    `by_scan` that it came from a scan over the stored elements (values by value or key,
-    or any INVERTED pick), which answers elements in storage order - not key order in an
-    unordered map.
+    `index_span` / `rank_span` are the (start, count) of the contiguous index or rank
+    range the op picked, when it picked one: the *_RANGE return types answer them, and
+    RANK answers the ranks of a rank span as a run (the server does not rank such
+    elements one by one). `order` is the order element results come back in: "index",
+    "rank" (the order of `picked`), or "storage" (a scan over an unordered map's stored
+    pairs). INVERTED answers the complement, found by a scan.
     """
     n = len(els)
     if rt.inverted:
         chosen = set(picked)
         picked = [i for i in range(n) if i not in chosen]
-        by_rank, by_scan = False, True
+        order = "storage"
     t = rt.type
     if t == NONE:
         return NO_RESULT
     if t == COUNT:
-        return len(picked) if rt.multi or picked else 0
+        return len(picked)
     if t == EXISTS:
         return bool(picked)
     if t in _RANGES:
+        span = index_span if t in (INDEX_RANGE, REVINDEX_RANGE) else rank_span
         if rt.inverted or span is None:
-            raise not_applicable(f"return type {t} needs a plain index or rank range")
+            raise not_applicable(f"return type {t} is not supported by this op")
         start, count = span
         if t in (REVINDEX_RANGE, REVRANK_RANGE):
             start = n - start - count
         return CdtList([start, count])
-    if not rt.multi:
-        if not picked:
-            if t in (INDEX, REVINDEX, RANK, REVRANK):
-                return -1
-            if t in (KEY, VALUE):
-                return NO_RESULT
-            return _map_result(t, els, [])
-        i = picked[0]
-        if t == INDEX:
-            return i
+    if t in (INDEX, REVINDEX):
+        found = sorted(picked)
         if t == REVINDEX:
-            return n - 1 - i
-        if t == RANK:
-            return els.rank_of(i)
-        if t == REVRANK:
-            return n - 1 - els.rank_of(i)
-        if t == VALUE:
-            return els.values[i]
-        if t == KEY:
-            return els.keys[i]
-        return _map_result(t, els, [i])
-    if t == INDEX:
-        return CdtList(sorted(picked))
-    if t == REVINDEX:
-        return CdtList(n - 1 - i for i in sorted(picked))
+            found = [n - 1 - i for i in found]
+        return CdtList(found) if rt.multi else (found[0] if found else -1)
     if t in (RANK, REVRANK):
-        ranks = sorted(els.rank_of(i) for i in picked) if by_rank else [els.rank_of(i) for i in picked]
-        return CdtList(ranks if t == RANK else [n - 1 - r for r in ranks])
-    if by_rank:
+        if rank_span is not None:
+            start, count = rank_span
+            if rt.inverted:
+                ranks = [*range(0, start), *range(start + count, n)]
+            else:
+                ranks = list(range(start, start + count))
+        else:
+            ranks = [els.rank_of(i) for i in sorted(picked)]
+        if t == REVRANK:
+            ranks = [n - 1 - r for r in ranks]
+        return CdtList(ranks) if rt.multi else (ranks[0] if ranks else -1)
+    if order == "rank":
         ordered = picked
-    elif by_scan and els.storage is not None:
+    elif order == "storage" and els.storage is not None:
         ordered = sorted(picked, key=els.storage.__getitem__)
     else:
         ordered = sorted(picked)
+    if not rt.multi:
+        if t in (KEY, VALUE):
+            if not ordered:
+                return NO_RESULT
+            return els.values[ordered[0]] if t == VALUE else els.keys[ordered[0]]
+        return _map_result(t, els, ordered[:1])
     if t == VALUE:
         return CdtList(els.values[i] for i in ordered)
     if t == KEY:
