@@ -60,6 +60,9 @@ def _from_msgpack_tree(value: object) -> object:
             return value[1:].decode("utf-8", errors="replace")
         return value[1:]
     if isinstance(value, list):
+        # An ordered list (list operations) starts with an empty extension carrying flags.
+        if value and isinstance(value[0], msgpack.ExtType) and not value[0].data:
+            value = value[1:]
         return [_from_msgpack_tree(v) for v in value]
     if isinstance(value, dict):
         # A key-ordered map starts with an (extension, nil) pair that only carries flags.

@@ -81,3 +81,8 @@ def test_malformed_msgpack_is_a_parameter_error():
 def test_map_keys_are_ints_strings_and_blobs_only():
     assert V.is_map_key(1) and V.is_map_key(b"\x03a") and V.is_map_key(b"\x04a")
     assert not V.is_map_key(1.5) and not V.is_map_key(True) and not V.is_map_key(None)
+
+
+def test_particles_decode_skips_the_order_header_of_a_stored_ordered_list():
+    ordered = V.pack(V.CdtList([1, b"\x03a"], V.LIST_ORDERED))
+    assert particles.decode(particles.ParticleType.LIST, ordered) == [1, "a"]

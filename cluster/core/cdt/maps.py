@@ -102,6 +102,7 @@ def _rel_rank(els: R.Elements, value, rank: int, count: int) -> tuple[list[int],
 def apply(m: CdtMap, name: str, a: list):
     """Run map op `name` with its parsed arguments `a` on `m` (changed in place for
     modify ops); returns the op's result value or R.NO_RESULT."""
+    keep_sorted(m)  # a key-ordered map written whole by a client may not be sorted yet
     if name == "set_type":
         return set_type(m, a[0])
     if name in ("put", "add", "replace"):
