@@ -86,3 +86,10 @@ def test_map_keys_are_ints_strings_and_blobs_only():
 def test_particles_decode_skips_the_order_header_of_a_stored_ordered_list():
     ordered = V.pack(V.CdtList([1, b"\x03a"], V.LIST_ORDERED))
     assert particles.decode(particles.ParticleType.LIST, ordered) == [1, "a"]
+
+
+def test_maps_compare_by_size_then_pairs_in_stored_order():
+    M = V.from_python
+    assert V.compare(M({"z": 1}), M({"a": 1, "b": 2})) == -1
+    assert V.compare(M({"a": 1, "b": 2}), M({"a": 1, "b": 3})) == -1
+    assert V.compare(V.CdtMap({b"\x03a": V.WILDCARD}), M({"a": [1, 2]})) == 0

@@ -340,9 +340,9 @@ def sort_key(v):
     if rank == 5:
         return (rank, tuple(sort_key(x) for x in v))
     if rank == 6:
-        # maps: size first, then pairs; an unordered map is compared as if key-sorted
-        pairs = sorted((sort_key(k), sort_key(x)) for k, x in v.items.items())
-        return (rank, len(pairs), tuple(pairs))
+        # maps: size first, then pair by pair in stored order (msgpack_cmp does not sort
+        # an unordered map; expressions refuse to compare those, CDT ops do not)
+        return (rank, len(v.items), tuple((sort_key(k), sort_key(x)) for k, x in v.items.items()))
     if rank == 10:
         return (rank, v.code, v.data)
     return (rank,)
@@ -366,8 +366,14 @@ def compare(a, b) -> int:
     if ra == 6:
         if len(a.items) != len(b.items):
             return -1 if len(a.items) < len(b.items) else 1
-        ka, kb = sort_key(a), sort_key(b)
-        return (ka > kb) - (ka < kb)
+        for pa, pb in zip(a.items.items(), b.items.items(), strict=True):
+            for x, y in zip(pa, pb, strict=True):
+                c = compare(x, y)
+                if c:
+                    return c
+                if x is WILDCARD or y is WILDCARD:
+                    return 0
+        return 0
     ka, kb = sort_key(a), sort_key(b)
     return (ka > kb) - (ka < kb)
 
