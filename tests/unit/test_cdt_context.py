@@ -87,3 +87,12 @@ def test_public_api_for_other_modules():
     assert result == 1 and V.to_python(top) == {"k": 1}
     code, args, ctx = cdt.decode_request(V.pack(V.CdtList([0xFF, V.CdtList([0x22, b"\x03a"]), V.CdtList([16])])))
     assert (code, args, ctx) == (16, [], [0x22, b"\x03a"])
+
+
+def test_persist_index_is_dropped_below_the_top_level():
+    bins = bin_of({"a": [2, 1]})
+    run(bins, L["set_type"], 0x11, ctx=[MAP_KEY, "a"])
+    assert V.from_particle(*bins["b"]).items[b"\x03a"].flags == V.LIST_ORDERED
+    assert stored(bins) == {"a": [1, 2]}
+    run(bins, M["set_type"], 0x11)
+    assert V.from_particle(*bins["b"]).flags == 0x11

@@ -65,7 +65,7 @@ def test_clear_size_and_set_policy():
     assert list(stored(bins)) == ["a", "b"] and stored_flags(bins) == KV_ORDERED
     assert run(bins, OP["clear"]) is None
     assert stored(bins) == {} and stored_flags(bins) == KV_ORDERED
-    assert code_of(lambda: run(bins, OP["set_type"], 2)) == 26
+    assert code_of(lambda: run(bins, OP["set_type"], 0x40)) == 26
 
 
 def test_index_is_key_order_even_in_an_unordered_map():

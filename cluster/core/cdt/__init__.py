@@ -20,7 +20,7 @@ from . import context, lists, maps
 from . import results as R
 from .optable import CONTEXT_EVAL, LIST_READS, MAP_READS, is_list_op, op_name, parse_args
 from .results import NO_RESULT
-from .values import CdtList, CdtMap, from_particle, to_particle, unpack
+from .values import PERSIST_INDEX, CdtList, CdtMap, from_particle, to_particle, unpack
 
 __all__ = ["read", "modify", "apply_read", "apply_modify", "decode_request", "NO_RESULT"]
 
@@ -95,6 +95,8 @@ def apply_modify(value, code: int, args: list, ctx: list | None = None):
                 return None, NO_RESULT
         return value, _run(value, code, args)
     steps = context.parse(ctx)
+    if op_name(code) == "set_type":
+        args[0] &= ~PERSIST_INDEX  # only a bin's top level keeps an index (silently dropped)
     if value is None and not any(ctype & 0x1C0 & ~0x100 for ctype, _ in steps[:1]):
         raise AerospikeError(R.OP_NOT_APPLICABLE, "bin is empty and the context creates nothing")
     found = context.find(value, steps, modify=True)

@@ -70,7 +70,7 @@ def increment(m: CdtMap, key, delta, negate: bool):
 
 
 def set_type(m: CdtMap, flags: int):
-    if flags & ~(MAP_KV_ORDERED | PERSIST_INDEX) or flags & MAP_KV_ORDERED == 0x02:
+    if flags & ~(MAP_KV_ORDERED | PERSIST_INDEX):  # (cdt_check_flags)
         raise R.not_applicable(f"invalid map flags {flags:#x}")
     m.flags = flags
     keep_sorted(m)
