@@ -80,18 +80,14 @@ class ServiceProtocol(asyncio.Protocol):
     def data_received(self, data: bytes):
         if self.refused:
             return
-        if not self.buffer and not self.busy and self.can_write.is_set() and len(data) >= proto.HEADER_SIZE:
-            # The common case, one whole request per read: handled without going through
-            # the buffer. Anything else (partial, pipelined, refused) takes the buffer path.
-            try:
-                msg_type, size = proto.unpack_header(data[: proto.HEADER_SIZE])
-            except proto.ProtoError:
-                pass
-            else:
-                if len(data) == proto.HEADER_SIZE + size:
-                    self.handle(msg_type, bytes(data[proto.HEADER_SIZE :]))
-                    self.regulate_reading()
-                    return
+        if (not self.buffer and not self.busy and self.can_write.is_set()
+                and proto.is_one_msg_frame(data)):
+            # The common case, one whole AS_MSG per read: handled without going through the
+            # buffer. Anything else (partial, pipelined, other types, bad) takes the buffer path.
+            self.handle(proto.TYPE_MSG, bytes(data[proto.HEADER_SIZE :]))
+            if self.busy or self.reading_paused or not self.can_write.is_set():
+                self.regulate_reading()  # else it has nothing to change
+            return
         self.buffer += data
         self.process()
 
@@ -157,7 +153,9 @@ class ServiceProtocol(asyncio.Protocol):
             self.transport.write(wm.encode_frame(wm.Message(result_code=ResultCode.SERVER_ERROR)))
 
     def handle_msg(self, body: bytes) -> None:
-        marks = self.node.group_commit.marks()
+        commit = self.node.group_commit
+        # without commit-to-device stores no reply ever waits for a flush: skip the marks
+        marks = commit.marks() if commit.stores else ()
         try:
             msg, end = wm.parse(body)
             if end != len(body):
@@ -167,7 +165,7 @@ class ServiceProtocol(asyncio.Protocol):
             self.node.counters["client_bad_requests"] += 1
             log.debug("bad request from %s: %s", self.peer, exc)
             reply = wm.encode_header_only(exc.code)
-        if isinstance(reply, bytes) and self.node.group_commit.marks() == marks:
+        if isinstance(reply, bytes) and (not marks or commit.marks() == marks):
             self.transport.write(proto.frame(proto.TYPE_MSG, reply))
             return
         self.busy = True

@@ -41,6 +41,17 @@ def frame(msg_type: int, body: bytes) -> bytes:
     return _pack_u64(_VERSION_BITS | (msg_type << 48) | len(body)) + body
 
 
+_MSG_BITS = _VERSION_BITS | (TYPE_MSG << 48)
+_unpack_u64_from = _U64.unpack_from
+
+
+def is_one_msg_frame(data: bytes) -> bool:
+    """`data` is exactly one acceptable AS_MSG frame with a body (the service's fast path):
+    one comparison of the header against the frame we expect."""
+    size = len(data) - HEADER_SIZE
+    return 0 < size <= MAX_BODY and _unpack_u64_from(data)[0] == _MSG_BITS | size
+
+
 def unpack_header(header: bytes) -> tuple[int, int]:
     """Return (type, body length) or raise ProtoError for a frame we refuse."""
     (word,) = _unpack_u64(header)
