@@ -202,7 +202,10 @@ class DataPlane:
         return tuple(n for n in state.duplicates if n in state.immigrating)
 
     def replica_targets(self, ns: str, pid: int) -> tuple[int, ...]:
-        return tuple(n for n in self.partitions[ns][pid].replicas if n != self.node_id)
+        replicas = self.partitions[ns][pid].replicas
+        if replicas == (self.node_id,):  # replication-factor 1, asked on every write
+            return ()
+        return tuple(n for n in replicas if n != self.node_id)
 
     def is_master(self, ns: str, pid: int) -> bool:
         return self.partitions[ns][pid].working_master == self.node_id

@@ -163,7 +163,10 @@ class DataDriver:
     def start_replication(self, ns: str, image: RecordImage) -> asyncio.Future | None:
         """Ship a record's new copy (as the write just stored it) to the replicas; None if there are none."""
         pid = partition_id(image.digest)
-        tid = self.plane.replication.start(ns, pid, image, self.plane.replica_targets(ns, pid), monotonic_ms())
+        targets = self.plane.replica_targets(ns, pid)
+        if not targets:  # replication-factor 1: nothing to ship, nobody to wait for
+            return None
+        tid = self.plane.replication.start(ns, pid, image, targets, monotonic_ms())
         return None if tid is None else self._future(self._waiting, tid)
 
     async def wait_replicated(self, fut: asyncio.Future, deadline_ms: int) -> int:
