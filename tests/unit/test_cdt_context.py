@@ -96,3 +96,13 @@ def test_persist_index_is_dropped_below_the_top_level():
     assert stored(bins) == {"a": [1, 2]}
     run(bins, M["set_type"], 0x11)
     assert V.from_particle(*bins["b"]).flags == 0x11
+
+
+def test_a_remove_through_a_creating_context_that_finds_nothing_changes_nothing():
+    bins = bin_of({"a": [1]})
+    before = dict(bins)
+    assert run(bins, L["pop"], 0, ctx=[MAP_KEY, "a", LIST_INDEX | 0x80, 5]) is None
+    assert run(bins, M["remove_by_key"], VALUE, "k", ctx=[MAP_KEY | 0x40, "new"]) is None
+    assert bins == before
+    assert run({}, L["pop"], 0, ctx=[MAP_KEY | 0x40, "new"]) is None
+    assert code_of(lambda: run(bins, L["pop"], 0, ctx=[MAP_KEY, "new"])) == 26

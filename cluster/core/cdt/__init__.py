@@ -11,6 +11,8 @@ Public API for other modules (e.g. expressions): `apply_read` / `apply_modify` r
 op given as an op code and arguments on a CDT value, without bins or wire bytes.
 """
 
+import copy
+
 from cluster.core.bins import Bins, check_bin_name
 from cluster.wire.message import Op
 from cluster.wire.particles import ParticleType
@@ -99,10 +101,15 @@ def apply_modify(value, code: int, args: list, ctx: list | None = None):
         args[0] &= ~PERSIST_INDEX  # only a bin's top level keeps an index (silently dropped)
     if value is None and not any(ctype & 0x1C0 & ~0x100 for ctype, _ in steps[:1]):
         raise AerospikeError(R.OP_NOT_APPLICABLE, "bin is empty and the context creates nothing")
+    if value is not None and _new_container(code, args) is None:
+        # an op that creates nothing (a remove ...) where a creating context would have to
+        # create: a no-op, so look on a copy first rather than build the path for nothing
+        if context.find(copy.deepcopy(value), steps, modify=True).missing:
+            return value, NO_RESULT
     found = context.find(value, steps, modify=True)
     if found.missing:
         leaf = _new_container(code, args)
-        if leaf is None:  # a remove in a context that does not exist: nothing to do
+        if leaf is None:  # a remove on a bin that a context would create: nothing to do
             return value, NO_RESULT
         found.put(leaf)
     result = _run(found.value, code, args)
