@@ -185,3 +185,13 @@ def test_expression_write_creates_a_record(client):
     key = (NS, "ops", 2)
     client.operate(key, [eop.expression_write("c", exp.Add(40, 2).compile())])
     assert client.get(key)[2] == {"c": 42}
+
+
+def test_list_and_map_expressions(client):
+    for i in range(4):
+        client.put((NS, "cdt", i), {"l": list(range(i)), "m": {"n": i}})
+    policy = {"expressions": exp.GE(exp.ListSize(None, exp.ListBin("l")), 2).compile()}
+    assert sorted(len(b["l"]) for _, _, b in client.scan(NS, "cdt").results(policy=policy)) == [2, 3]
+    get_n = exp.MapGetByKey(None, aerospike.MAP_RETURN_VALUE, exp.ResultType.INTEGER, "n", "m")
+    _, _, bins = client.operate((NS, "cdt", 3), [eop.expression_read("n", exp.Mul(get_n, 10).compile())])
+    assert bins == {"n": 30}

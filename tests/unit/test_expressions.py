@@ -12,12 +12,13 @@ import struct
 import aerospike
 import msgpack
 import pytest
+from aerospike_helpers import cdt_ctx
 from aerospike_helpers import expressions as exp
 
 from cluster.core import bins as binops
 from cluster.core import expressions
 from cluster.core.expressions import RecordView, compile_expression, compile_filter
-from cluster.core.expressions.build import UNKNOWN
+from cluster.core.expressions.nodes import UNKNOWN
 from cluster.storage.record import CITRUSLEAF_EPOCH, RecordMeta
 from cluster.wire import particles
 from cluster.wire.message import Op, OpType
@@ -215,10 +216,48 @@ def test_malformed_wire_forms_are_parameter_errors():
 
 def test_what_is_not_implemented_is_refused_as_unsupported(wire):
     geo = aerospike.GeoJSON({"type": "Point", "coordinates": [1, 2]})
-    for e in (exp.CmpGeo(exp.GeoBin("g"), geo), exp.Eq(exp.ListGetByIndex(None, aerospike.LIST_RETURN_VALUE,
-                                                                          exp.ResultType.INTEGER, 0, "l"), 1),
-              exp.Eq(exp.HLLBin("h"), exp.HLLBin("h"))):
+    for e in (exp.CmpGeo(exp.GeoBin("g"), geo), exp.Eq(exp.HLLBin("h"), exp.HLLBin("h")),
+              exp.Eq(exp.BitCount(0, 8, exp.BlobBin("blob")), 1)):
         assert refused(wire, e) == ResultCode.UNSUPPORTED_FEATURE, e
+
+
+def test_list_and_map_reads_inside_expressions(wire):
+    rec = record({"l": [5, 1, 9], "m": {"k": "v", "j": 2}, "a": 4, "nested": [[1, 2], [3]]})
+    assert value(wire, exp.ListGetByIndex(None, aerospike.LIST_RETURN_VALUE, exp.ResultType.INTEGER, 2, "l"),
+                 rec) == 9
+    assert value(wire, exp.ListSize(None, exp.ListBin("l")), rec) == 3
+    assert value(wire, exp.MapGetByKey(None, aerospike.MAP_RETURN_VALUE, exp.ResultType.STRING, "k", "m"),
+                 rec) == b"v"
+    count_between = exp.ListGetByValueRange(None, aerospike.LIST_RETURN_COUNT, exp.IntBin("a"), 10, "l")
+    assert value(wire, count_between, rec) == 2  # an argument that is itself an expression: 5 and 9 in [4, 10)
+    inner = exp.ListGetByIndex([cdt_ctx.cdt_ctx_list_index(1)], aerospike.LIST_RETURN_VALUE,
+                               exp.ResultType.INTEGER, 0, "nested")
+    assert value(wire, inner, rec) == 3
+    assert value(wire, exp.ListGetByValueList(None, aerospike.LIST_RETURN_COUNT, [1, 9, 7], "l"), rec) == 2
+    appended = exp.ListAppend(None, None, 7, "l")  # modifies a copy: the call yields the new list
+    assert msgpack.unpackb(value(wire, appended, rec)) == [5, 1, 9, 7]
+    assert value(wire, exp.InList(1, exp.ListBin("l")), rec) is True
+    assert value(wire, exp.InList(2, exp.ListBin("l")), rec) is False
+    assert msgpack.unpackb(value(wire, exp.MapGetKeys("m"), rec), raw=True) == [b"\x03k", b"\x03j"]
+    assert msgpack.unpackb(value(wire, exp.MapGetValues("m"), rec), raw=True) == [b"\x03v", 2]
+
+
+def test_list_calls_that_fail_or_answer_another_type_are_unknown(wire):
+    rec = record({"l": [5, 1, 9], "s": "x"})
+    wrong_type = exp.ListGetByIndex(None, aerospike.LIST_RETURN_VALUE, exp.ResultType.STRING, 0, "l")
+    assert value(wire, wrong_type, rec) is UNKNOWN
+    assert value(wire, exp.ListSize(None, exp.ListBin("missing")), rec) is UNKNOWN
+    too_far = exp.ListGetByIndex(None, aerospike.LIST_RETURN_VALUE, exp.ResultType.INTEGER, 10, "l")
+    assert value(wire, too_far, rec) is UNKNOWN
+
+
+def test_maps_without_an_order_do_not_compare(wire):
+    assert value(wire, exp.Eq(exp.MapBin("m"), {"k": 1})) is UNKNOWN  # as the server: no defined order
+    assert value(wire, exp.Eq(exp.MapBin("m"), exp.MapBin("m"))) is UNKNOWN
+    key_ordered = b"\x82" + msgpack.packb(msgpack.ExtType(1, b"")) + b"\xc0" + msgpack.packb(b"\x03k") + b"\x01"
+    payload = binops.encode_payload({"m": (ParticleType.MAP, key_ordered)}, None)
+    ordered = RecordView(DIGEST, RecordMeta(1, 0, LUT, ""), payload, NOW_MS)
+    assert value(wire, exp.Eq(exp.MapBin("m"), exp.MapBin("m")), ordered) is True
 
 
 def test_a_compiled_filter_is_reused(wire):

@@ -7,9 +7,10 @@ client repeating a filter does not pay for compiling it again). `RecordView` is 
 expression sees of a record. The node decides where a filter applies and what a failing
 one answers (cluster/node/transactions.py); this package only evaluates.
 
-Not implemented, refused with UNSUPPORTED_FEATURE (16): list/map/bit/HLL calls inside
-expressions (op 127), geo comparisons (8), HyperLogLog bins or constants, loop variables
-and result_remove (only meaningful inside those calls).
+List and map operations inside expressions run on cluster/core/cdt. Not implemented,
+refused with UNSUPPORTED_FEATURE (16): bit and HyperLogLog calls, geo comparisons (op 8),
+HyperLogLog bins or constants, and what only path selection uses (loop variables,
+result_remove).
 """
 
 import struct
@@ -24,7 +25,8 @@ from cluster.wire.message import Op, OpType
 from cluster.wire.particles import ParticleType
 from cluster.wire.result_codes import AerospikeError, ResultCode
 
-from .build import BLOB, BOOL, FLOAT, GEO, INT, LIST, MAP, NIL, STR, TYPE_NAMES, UNKNOWN, Builder, bad
+from .build import Builder
+from .nodes import BLOB, BOOL, FLOAT, GEO, INT, LIST, MAP, NIL, STR, TYPE_NAMES, UNKNOWN, bad
 from .record import RecordView
 
 __all__ = ["Expression", "RecordView", "compile_expression", "compile_filter", "modify", "read"]

@@ -11,75 +11,49 @@ At run time a node is a function of a RecordView. Besides its typed value it may
 UNKNOWN — a bin that is missing or of another type, a division by zero — which spreads
 up through comparisons and arithmetic (and/or absorb it when another operand decides), as
 the server's three-valued logic does; a filter that ends unknown does not match.
-
-Values: nil None, bool, int (64-bit, wrapping like the server's C), float, and bytes for
-strings (UTF-8, no prefix), blobs, GeoJSON (the bin's particle bytes), lists and maps
-(msgpack, as bins keep them).
+Arithmetic is in arithmetic.py, lists and maps in lists_maps.py.
 """
 
-import logging
-import math
 import operator
 import re
 from collections.abc import Callable
-from typing import NamedTuple
 
 import msgpack
 
-from cluster.core.expressions import packed
+from cluster.core.expressions import lists_maps
+from cluster.core.expressions.arithmetic import ARITHMETIC_OPS
+from cluster.core.expressions.nodes import (
+    BLOB,
+    BOOL,
+    FLOAT,
+    GEO,
+    GEO_PARTICLE_HEAD,
+    HLL,
+    I64_MIN,
+    INT,
+    LIST,
+    MAP,
+    NIL,
+    PARTICLE_OF,
+    STR,
+    TYPE_NAMES,
+    UNKNOWN,
+    Node,
+    bad,
+    constant,
+    decode_particle,
+    require,
+    to_msgpack,
+    unsupported,
+    wrap,
+)
 from cluster.core.expressions.posix_regex import compile_posix
 from cluster.core.expressions.record import RecordView
 from cluster.wire import particles
 from cluster.wire.particles import ParticleType
-from cluster.wire.result_codes import AerospikeError, ResultCode
 
-log = logging.getLogger(__name__)
-
-
-class _Unknown:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "UNKNOWN"
-
-
-UNKNOWN = _Unknown()
-
-# result types, numbered as on the wire (the client's as_exp_type)
-NIL, BOOL, INT, STR, LIST, MAP, BLOB, FLOAT, GEO, HLL = range(10)
-TYPE_NAMES = ("nil", "bool", "int", "str", "list", "map", "blob", "float", "geojson", "hll")
-# the particle type a bin must have to be read as each result type
-PARTICLE_OF = {NIL: ParticleType.NULL, BOOL: ParticleType.BOOL, INT: ParticleType.INTEGER, STR: ParticleType.STRING,
-               LIST: ParticleType.LIST, MAP: ParticleType.MAP, BLOB: ParticleType.BLOB, FLOAT: ParticleType.FLOAT,
-               GEO: ParticleType.GEOJSON, HLL: ParticleType.HLL}
-
-_I64_MIN, _U64 = -(1 << 63), (1 << 64) - 1
 _MAX_BIN_NAME = 15
 _VAR_NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*\Z")
-_GEO_PARTICLE_HEAD = b"\x00\x00\x00"  # flags 0, no cell ids: how clients send a GeoJSON bin
-
-Eval = Callable[[RecordView], object]
-
-
-class Node(NamedTuple):
-    run: Eval
-    type: int
-    unknown_literal: bool = False  # the op `unknown()`: a cond branch may have it whatever its type
-
-
-def bad(message: str) -> AerospikeError:
-    log.warning("expression refused: %s", message)
-    return AerospikeError(ResultCode.PARAMETER, f"expression: {message}")
-
-
-def unsupported(what: str) -> AerospikeError:
-    log.warning("expression refused: %s is not implemented", what)
-    return AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"expression: {what} is not implemented")
-
-
-def wrap(value: int) -> int:
-    """An integer as the server's int64 holds it."""
-    return ((value - _I64_MIN) & _U64) + _I64_MIN
 
 
 class Builder:
@@ -106,6 +80,11 @@ class Builder:
             raise bad("expression ends early")
         return self.data[pos]
 
+    def at_list(self) -> bool:
+        """Whether the next element is a msgpack list (an op, where an expression is expected)."""
+        first = self._first_byte()
+        return 0x90 <= first <= 0x9F or first in (0xDC, 0xDD)
+
     def raw(self) -> bytes:
         start = self.reader.tell()
         self.reader.skip()
@@ -126,8 +105,7 @@ class Builder:
     # -- one node -------------------------------------------------------------------------
 
     def next(self) -> Node:
-        first = self._first_byte()
-        if 0x90 <= first <= 0x9F or first in (0xDC, 0xDD):
+        if self.at_list():
             n = self.reader.read_array_header()
             if n == 0:
                 raise bad("empty op list")
@@ -139,6 +117,7 @@ class Builder:
                 raise (unsupported(UNSUPPORTED_OPS[code]) if code in UNSUPPORTED_OPS
                        else bad(f"unknown expression op {code}"))
             return builder(self, code, n - 1)
+        first = self._first_byte()
         if 0x80 <= first <= 0x8F or first in (0xDE, 0xDF):
             return constant(self.raw(), MAP)
         return self._scalar()
@@ -150,7 +129,7 @@ class Builder:
         if type(value) is bool:
             return constant(value, BOOL)
         if type(value) is int:
-            if not _I64_MIN <= value <= -_I64_MIN - 1:
+            if not I64_MIN <= value <= -I64_MIN - 1:
                 raise bad(f"integer {value} out of 64-bit range")
             return constant(value, INT)
         if type(value) is float:
@@ -162,7 +141,7 @@ class Builder:
             if prefix == ParticleType.BLOB:
                 return constant(body, BLOB)
             if prefix == ParticleType.GEOJSON:
-                return constant(_GEO_PARTICLE_HEAD + body, GEO)
+                return constant(GEO_PARTICLE_HEAD + body, GEO)
             if prefix == ParticleType.HLL:
                 raise unsupported("HyperLogLog")
             raise bad(f"constant of particle type {prefix}")
@@ -172,15 +151,6 @@ class Builder:
         if n != expected:
             raise bad(f"{what} takes {expected} arguments, not {n}")
         return [self.next() for _ in range(n)]
-
-
-def constant(value: object, rtype: int) -> Node:
-    return Node(lambda _rec: value, rtype)
-
-
-def _require(node: Node, types: tuple[int, ...], what: str) -> None:
-    if node.type not in types:
-        raise bad(f"{what}: argument of type {TYPE_NAMES[node.type]}, expected {'/'.join(TYPE_NAMES[t] for t in types)}")
 
 
 # -- comparisons ------------------------------------------------------------------------------
@@ -208,7 +178,7 @@ def build_compare(b: Builder, code: int, n: int) -> Node:
             z = rrun(rec)
             if z is UNKNOWN:
                 return UNKNOWN
-            order = packed.compare(a, z)
+            order = lists_maps.compare(a, z)
             return UNKNOWN if order is None else test(order, 0)
     else:  # bools, numbers and bytes compare as Python compares them
         def compare(rec):
@@ -228,7 +198,7 @@ def build_regex(b: Builder, code: int, n: int) -> Node:
     flags = b.integer("regex flags")
     source = b.name("regex")
     subject = b.next()
-    _require(subject, (STR,), "regex")
+    require(subject, (STR,), "regex")
     try:
         pattern = compile_posix(source.decode("utf-8"), flags)
     except (re.error, UnicodeDecodeError) as exc:
@@ -243,20 +213,9 @@ def build_regex(b: Builder, code: int, n: int) -> Node:
     return Node(matches, BOOL)
 
 
-def to_msgpack(rtype: int, value: object) -> bytes:
-    """An expression value as a list element holds it (strings and blobs with their prefix)."""
-    if rtype in (LIST, MAP):
-        return value
-    if rtype in (STR, BLOB):
-        return msgpack.packb(bytes((PARTICLE_OF[rtype],)) + value, use_bin_type=False)
-    if rtype == GEO:
-        return msgpack.packb(bytes((ParticleType.GEOJSON,)) + value[len(_GEO_PARTICLE_HEAD):], use_bin_type=False)
-    return msgpack.packb(value)
-
-
 def build_in_list(b: Builder, code: int, n: int) -> Node:
     needle, haystack = b.args(n, 2, "in_list")
-    _require(haystack, (LIST,), "in_list")
+    require(haystack, (LIST,), "in_list")
     nrun, hrun, ntype = needle.run, haystack.run, needle.type
 
     def contains(rec):
@@ -266,7 +225,7 @@ def build_in_list(b: Builder, code: int, n: int) -> Node:
         items = hrun(rec)
         if items is UNKNOWN:
             return UNKNOWN
-        found = packed.contains(items, to_msgpack(ntype, value))
+        found = lists_maps.contains(items, to_msgpack(ntype, value))
         return UNKNOWN if found is None else found
     return Node(contains, BOOL)
 
@@ -279,7 +238,7 @@ def build_logical(b: Builder, code: int, n: int) -> Node:
     runs = []
     for _ in range(n):
         arg = b.next()
-        _require(arg, (BOOL,), "and/or/exclusive")
+        require(arg, (BOOL,), "and/or/exclusive")
         runs.append(arg.run)
     return Node(_LOGICAL[code](tuple(runs)), BOOL)
 
@@ -330,206 +289,13 @@ _LOGICAL = {16: _all, 17: _any, 19: _exactly_one}
 
 def build_not(b: Builder, code: int, n: int) -> Node:
     (arg,) = b.args(n, 1, "not")
-    _require(arg, (BOOL,), "not")
+    require(arg, (BOOL,), "not")
     run = arg.run
 
     def negate(rec):
         value = run(rec)
         return value if value is UNKNOWN else not value
     return Node(negate, BOOL)
-
-
-# -- arithmetic -------------------------------------------------------------------------------
-
-def _fdiv(a: float, z: float) -> float:
-    try:
-        return a / z
-    except ZeroDivisionError:  # IEEE division, as C does it
-        if a == 0 or math.isnan(a):
-            return math.nan
-        return math.copysign(math.inf, a) * math.copysign(1.0, z)
-
-
-def _idiv(a: int, z: int) -> object:
-    if z == 0:
-        return UNKNOWN
-    quotient = abs(a) // abs(z)  # C truncates toward zero
-    return wrap(quotient if (a < 0) == (z < 0) else -quotient)
-
-
-def _fold(int_step, float_step, unary=None):
-    """A variadic numeric op folding its arguments left to right (`unary` for one argument)."""
-    def make(runs, is_float):
-        step = float_step if is_float else int_step
-        first, rest = runs[0], runs[1:]
-
-        def run(rec):
-            acc = first(rec)
-            if acc is UNKNOWN:
-                return UNKNOWN
-            if not rest and unary is not None:
-                return unary(acc, is_float)
-            for arg in rest:
-                value = arg(rec)
-                if value is UNKNOWN:
-                    return UNKNOWN
-                acc = step(acc, value)
-            return acc
-        return run
-    return make
-
-
-def _div(runs, is_float):
-    """div(a, b, c...) = a / (b * c ...); div(a) = 1 / a."""
-    def run(rec):
-        values = []
-        for arg in runs:
-            value = arg(rec)
-            if value is UNKNOWN:
-                return UNKNOWN
-            values.append(value)
-        if is_float:
-            if len(values) == 1:
-                return _fdiv(1.0, values[0])
-            return _fdiv(values[0], math.prod(values[1:]))
-        if len(values) == 1:
-            return _idiv(1, values[0])
-        divisor = 1
-        for value in values[1:]:
-            divisor = wrap(divisor * value)
-        return _idiv(values[0], divisor)
-    return run
-
-
-_MATH = {
-    20: _fold(lambda a, z: wrap(a + z), operator.add),
-    21: _fold(lambda a, z: wrap(a - z), operator.sub, unary=lambda a, f: -a if f else wrap(-a)),
-    22: _fold(lambda a, z: wrap(a * z), operator.mul),
-    23: _div,
-    50: _fold(min, min),
-    51: _fold(max, max),
-}
-
-
-def build_math(b: Builder, code: int, n: int) -> Node:
-    if n < 1:
-        raise bad("arithmetic needs at least one argument")
-    args = [b.next() for _ in range(n)]
-    rtype = args[0].type
-    for arg in args:
-        _require(arg, (INT, FLOAT), "arithmetic")
-        if arg.type != rtype:
-            raise bad("arithmetic on mixed int and float arguments")
-    return Node(_MATH[code](tuple(a.run for a in args), rtype == FLOAT), rtype)
-
-
-def _c_pow(base: float, exponent: float) -> float:
-    try:
-        return math.pow(base, exponent)
-    except OverflowError:
-        odd = exponent.is_integer() and exponent % 2 == 1
-        return -math.inf if base < 0 and odd else math.inf
-    except ValueError:  # a negative base to a fractional power, or 0 to a negative one
-        return math.inf if base == 0 else math.nan
-
-
-def _c_log(x: float) -> float:
-    if x > 0:
-        return math.log(x)
-    return -math.inf if x == 0 else math.nan
-
-
-def _c_floor_ceil(rounding):
-    return lambda x: x if math.isinf(x) or math.isnan(x) else float(rounding(x))
-
-
-def _to_int(x: float) -> int:
-    if math.isnan(x) or not -(2.0 ** 63) <= x < 2.0 ** 63:
-        return _I64_MIN  # what the x86 conversion the server compiles to gives
-    return int(x)
-
-
-def _c_mod(a: int, z: int) -> object:
-    if z == 0:
-        return UNKNOWN
-    rest = abs(a) % abs(z)  # C's remainder takes the dividend's sign
-    return -rest if a < 0 else rest
-
-
-def _lscan(x: int, bit: bool) -> int:
-    u = (x if bit else ~x) & _U64
-    return -1 if u == 0 else 64 - u.bit_length()
-
-
-def _rscan(x: int, bit: bool) -> int:
-    u = (x if bit else ~x) & _U64
-    return -1 if u == 0 else 63 - ((u & -u).bit_length() - 1)
-
-
-# fixed-arity ops: code -> (argument types, result type, function of the argument values)
-_FIXED: dict[int, tuple[tuple[int, ...], int | None, Callable]] = {
-    24: ((FLOAT, FLOAT), FLOAT, _c_pow),
-    25: ((FLOAT, FLOAT), FLOAT, lambda x, base: _fdiv(_c_log(x), _c_log(base))),
-    26: ((INT, INT), INT, _c_mod),
-    28: ((FLOAT,), FLOAT, _c_floor_ceil(math.floor)),
-    29: ((FLOAT,), FLOAT, _c_floor_ceil(math.ceil)),
-    30: ((FLOAT,), INT, _to_int),
-    31: ((INT,), FLOAT, float),
-    35: ((INT,), INT, lambda x: ~x),
-    36: ((INT, INT), INT, lambda x, s: wrap(x << (s & 63))),  # x86 takes the shift count mod 64
-    37: ((INT, INT), INT, lambda x, s: wrap((x & _U64) >> (s & 63))),
-    38: ((INT, INT), INT, lambda x, s: x >> (s & 63)),
-    39: ((INT,), INT, lambda x: (x & _U64).bit_count()),
-    40: ((INT, BOOL), INT, _lscan),
-    41: ((INT, BOOL), INT, _rscan),
-}
-
-
-def build_fixed(b: Builder, code: int, n: int) -> Node:
-    types, rtype, fn = _FIXED[code]
-    args = b.args(n, len(types), f"op {code}")
-    for arg, expected in zip(args, types, strict=True):
-        _require(arg, (expected,), f"op {code}")
-    runs = tuple(a.run for a in args)
-    if len(runs) == 1:
-        (only,) = runs
-
-        def run(rec):
-            value = only(rec)
-            return value if value is UNKNOWN else fn(value)
-    else:
-        first, second = runs
-
-        def run(rec):
-            a = first(rec)
-            if a is UNKNOWN:
-                return UNKNOWN
-            z = second(rec)
-            return z if z is UNKNOWN else fn(a, z)
-    return Node(run, rtype)
-
-
-def build_abs(b: Builder, code: int, n: int) -> Node:
-    (arg,) = b.args(n, 1, "abs")
-    _require(arg, (INT, FLOAT), "abs")
-    run = arg.run
-
-    def absolute(rec):
-        value = run(rec)
-        return value if value is UNKNOWN else wrap(abs(value)) if arg.type == INT else abs(value)
-    return Node(absolute, arg.type)
-
-
-_INT_FOLDS = {32: operator.and_, 33: operator.or_, 34: operator.xor}
-
-
-def build_int_fold(b: Builder, code: int, n: int) -> Node:
-    if n < 1:
-        raise bad("integer bit ops need at least one argument")
-    args = [b.next() for _ in range(n)]
-    for arg in args:
-        _require(arg, (INT,), "integer bit op")
-    return Node(_fold(_INT_FOLDS[code], None)(tuple(a.run for a in args), False), INT)
 
 
 # -- record metadata --------------------------------------------------------------------------
@@ -569,17 +335,6 @@ def _bin_name(b: Builder, what: str) -> str:
     if len(raw) > _MAX_BIN_NAME or b"\x00" in raw:
         raise bad(f"{what}: bin name {raw!r}")
     return raw.decode("utf-8", errors="replace")
-
-
-def decode_particle(rtype: int, data: bytes) -> object:
-    """A bin's value, known to be of the particle type `rtype` reads."""
-    if rtype == INT:
-        return particles.decode_int(data)
-    if rtype == FLOAT:
-        return particles.decode_float(data)
-    if rtype == BOOL:
-        return data != b"\x00"
-    return data
 
 
 def build_bin(b: Builder, code: int, n: int) -> Node:
@@ -639,7 +394,7 @@ def build_cond(b: Builder, code: int, n: int) -> Node:
     cases, rtype = [], None
     for i in range(n // 2):
         test, value = b.next(), b.next()
-        _require(test, (BOOL,), f"cond condition {i + 1}")
+        require(test, (BOOL,), f"cond condition {i + 1}")
         rtype = _branch_type(value, rtype)
         cases.append((test.run, value.run))
     default = b.next()
@@ -708,8 +463,7 @@ def build_var(b: Builder, code: int, n: int) -> Node:
 def build_quote(b: Builder, code: int, n: int) -> Node:
     if n != 1:
         raise bad(f"quote takes 1 argument, not {n}")
-    first = b._first_byte()
-    if not (0x90 <= first <= 0x9F or first in (0xDC, 0xDD)):
+    if not b.at_list():
         raise bad("quote of something other than a list")
     return constant(b.raw(), LIST)
 
@@ -729,7 +483,7 @@ def build_map_parts(b: Builder, code: int, n: int) -> Node:
         value = run(rec)
         if value is UNKNOWN:
             return UNKNOWN
-        listed = packed.map_parts(value, values)
+        listed = lists_maps.map_parts(value, values)
         return UNKNOWN if listed is None else listed
     return Node(parts, LIST)
 
@@ -740,15 +494,12 @@ OPS: dict[int, Callable[[Builder, int, int], Node]] = {
     7: build_regex,
     9: build_in_list,
     16: build_logical, 17: build_logical, 18: build_not, 19: build_logical,
-    **dict.fromkeys(_MATH, build_math),
-    **dict.fromkeys(_FIXED, build_fixed),
-    27: build_abs,
-    **dict.fromkeys(_INT_FOLDS, build_int_fold),
+    **ARITHMETIC_OPS,
     64: build_digest_modulo,
     **dict.fromkeys(_META, build_meta),
     80: build_key, 81: build_bin, 82: build_bin_type,
     101: build_map_parts, 102: build_map_parts,
-    123: build_cond, 124: build_var, 125: build_let, 126: build_quote,
+    123: build_cond, 124: build_var, 125: build_let, 126: build_quote, 127: lists_maps.build_call,
 }
 # ops the server has that we refuse as not implemented rather than as malformed
-UNSUPPORTED_OPS = {8: "geo comparison", 100: "result_remove", 122: "loop variables", 127: "list/map/bit/HLL calls"}
+UNSUPPORTED_OPS = {8: "geo comparison", 100: "result_remove", 122: "loop variables"}
