@@ -66,7 +66,7 @@ def aerospike_conf(settings: list[str], work_dir: Path) -> str:
             size = max(storage["data-size"], MIN_MEMORY_DATA_SIZE)
             engine = _block("storage-engine memory", [f"data-size {_value('data-size', size)}"])
         lines += _block(f"namespace {name}", [
-            f"replication-factor {ns['replication-factor']}", f"rack-id {ns['rack-id']}",
+            f"replication-factor {ns['replication-factor']}",  # (rack-id is enterprise-only)
             f"migrate-sleep {ns['migrate-sleep']}", f"conflict-resolution-policy {ns['conflict-resolution-policy']}",
             f"nsup-period {NSUP_PERIOD_S}", *engine])
     return "\n".join(lines) + "\n"
