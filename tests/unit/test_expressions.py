@@ -317,3 +317,17 @@ def test_exp_op_flags_it_does_not_take_are_parameter_errors(wire):
     with pytest.raises(AerospikeError) as caught:
         expressions.read({}, Op(OpType.EXP_READ, 4, "r", op_value(wire, exp.IntBin("i"), 1)), None, NOW_MS)
     assert caught.value.code == ResultCode.PARAMETER
+
+
+def nested(depth: int) -> bytes:
+    data = msgpack.packb([1, 1, 1])  # eq(1, 1)
+    for _ in range(depth - 1):
+        data = b"\x93\x01" + data + b"\xc3"  # eq(<data>, true)
+    return data
+
+
+def test_deep_nesting_is_refused_not_a_crash():
+    assert compile_filter(nested(150)).matches(record())
+    with pytest.raises(AerospikeError) as caught:
+        compile_filter(nested(300))
+    assert caught.value.code == ResultCode.PARAMETER and "nested" in caught.value.message

@@ -37,6 +37,7 @@ CREATE_ONLY, UPDATE_ONLY, ALLOW_DELETE, POLICY_NO_FAIL, EVAL_NO_FAIL = 1, 2, 4, 
 _MODIFY_FLAGS = CREATE_ONLY | UPDATE_ONLY | ALLOW_DELETE | POLICY_NO_FAIL | EVAL_NO_FAIL
 _MALFORMED = (ValueError, TypeError, IndexError, msgpack.UnpackException, RecursionError)
 _I64, _F64 = struct.Struct(">q"), struct.Struct(">d")
+_CACHED_BYTES = 4096  # larger expressions are compiled each time rather than kept as cache keys
 
 
 class Expression:
@@ -58,10 +59,18 @@ class Expression:
         return self.evaluate(record) is True
 
 
-@lru_cache(maxsize=256)
 def compile_expression(data: bytes) -> Expression:
     """Raises AerospikeError: PARAMETER for a malformed or ill-typed expression,
     UNSUPPORTED_FEATURE for one using what we do not implement."""
+    return _cached(data) if len(data) <= _CACHED_BYTES else _compile(data)
+
+
+@lru_cache(maxsize=256)
+def _cached(data: bytes) -> Expression:
+    return _compile(data)
+
+
+def _compile(data: bytes) -> Expression:
     builder = Builder(data)
     try:
         root = builder.compile()

@@ -54,6 +54,7 @@ from cluster.wire.particles import ParticleType
 
 _MAX_BIN_NAME = 15
 _VAR_NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*\Z")
+MAX_DEPTH = 200  # ops nested deeper are refused: evaluation recurses once per level
 
 
 class Builder:
@@ -65,6 +66,7 @@ class Builder:
         self.reader.feed(data)
         self.scopes: list[dict[bytes, tuple[int, int]]] = []  # let-variables: name -> (slot, type)
         self.n_slots = 0
+        self.depth = 0
 
     def compile(self) -> Node:
         node = self.next()
@@ -116,7 +118,12 @@ class Builder:
             if builder is None:
                 raise (unsupported(UNSUPPORTED_OPS[code]) if code in UNSUPPORTED_OPS
                        else bad(f"unknown expression op {code}"))
-            return builder(self, code, n - 1)
+            if self.depth == MAX_DEPTH:
+                raise bad(f"ops nested more than {MAX_DEPTH} deep")
+            self.depth += 1
+            node = builder(self, code, n - 1)
+            self.depth -= 1
+            return node
         first = self._first_byte()
         if 0x80 <= first <= 0x8F or first in (0xDE, 0xDF):
             return constant(self.raw(), MAP)
