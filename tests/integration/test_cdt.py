@@ -212,3 +212,24 @@ def test_several_ops_on_one_bin_each_answer(aero):
     assert aero.operate(key, [lo.list_append("l", 3), lo.list_size("l")])[2] == {"l": 3}
     # a read of a bin that is not there answers nothing for that op
     assert results(aero, key, [lo.list_size("missing"), mo.map_size("missing")]) == [None, None]
+
+
+def test_map_contexts_relative_removes_and_batch(aero):
+    key = (NS, SET, "mapctx")
+    aero.put(key, {"m": {"a": [3, 1], "b": {"x": 1}, "c": 5}})
+    assert results(aero, key, [
+        lo.list_size("m", ctx=[ctx.cdt_ctx_map_index(0)]),
+        mo.map_size("m", ctx=[ctx.cdt_ctx_map_rank(-1)]),  # maps sort above lists and ints
+        lo.list_get("m", 0, ctx=[ctx.cdt_ctx_map_value([3, 1])]),
+        mo.map_remove_by_key_index_range_relative("m", "b", 0, aerospike.MAP_RETURN_KEY, count=1),
+        mo.map_remove_by_value_rank_range_relative("m", 5, 0, aerospike.MAP_RETURN_VALUE, count=1),
+        lo.list_remove_by_value_rank_range_relative("m", 2, 0, aerospike.LIST_RETURN_VALUE,
+                                                    ctx=[ctx.cdt_ctx_map_key("a")]),
+    ]) == [2, 1, 3, ["b"], [5], [3]]
+    assert aero.get(key)[2]["m"] == {"a": [1]}
+    with pytest.raises(ex.BinIncompatibleType):  # rank 0 is the list [1]... a map op on it
+        aero.operate(key, [mo.map_size("m", ctx=[ctx.cdt_ctx_map_rank(0)])])
+    keys = [(NS, SET, "batch1"), (NS, SET, "batch2")]
+    rows = aero.batch_operate(keys, [lo.list_append("l", 1), lo.list_append("l", 2), lo.list_size("l")])
+    assert [(row.result, row.record[2]) for row in rows.batch_records] == [(0, {"l": 2}), (0, {"l": 2})]
+    assert aero.get(keys[1])[2] == {"l": [1, 2]}
