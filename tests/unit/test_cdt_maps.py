@@ -162,3 +162,10 @@ def test_a_kv_ordered_map_answers_value_picks_in_value_order():
     assert run(bins, OP["get_by_value_interval"], RANK, 2, 10) == [1, 2]
     unordered = bin_of({"a": 3, "b": 1, "c": 2})
     assert run(unordered, OP["get_by_value_interval"], KEY, 1, 10) == ["a", "b", "c"]
+
+
+def test_map_indexes_come_back_in_the_order_the_pairs_were_found():
+    bins = bin_of({"a": 3, "b": 1, "c": 2})
+    assert run(bins, OP["get_by_rank_range"], INDEX, 0, 3) == [1, 2, 0]
+    assert run(bins, OP["get_by_rank_range"], 11, 1, 2) == [1, 2]  # RANK_RANGE
+    assert run(bins, OP["get_by_index_range"], INDEX, 1) == [1, 2]

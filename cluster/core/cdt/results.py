@@ -114,8 +114,15 @@ def answer(rt: ReturnType, els: Elements, picked: list[int], *, index_span: tupl
         if t in (REVINDEX_RANGE, REVRANK_RANGE):
             start = n - start - count
         return CdtList([start, count])
+    if order == "rank":
+        ordered = picked
+    elif order == "storage" and els.storage is not None:
+        ordered = sorted(picked, key=els.storage.__getitem__)
+    else:
+        ordered = sorted(picked)
     if t in (INDEX, REVINDEX):
-        found = sorted(picked)
+        # a list answers indexes in index order; a map in the order it found the pairs
+        found = ordered if els.keys is not None else sorted(picked)
         if t == REVINDEX:
             found = [n - 1 - i for i in found]
         return CdtList(found) if rt.multi else (found[0] if found else -1)
@@ -131,12 +138,6 @@ def answer(rt: ReturnType, els: Elements, picked: list[int], *, index_span: tupl
         if t == REVRANK:
             ranks = [n - 1 - r for r in ranks]
         return CdtList(ranks) if rt.multi else (ranks[0] if ranks else -1)
-    if order == "rank":
-        ordered = picked
-    elif order == "storage" and els.storage is not None:
-        ordered = sorted(picked, key=els.storage.__getitem__)
-    else:
-        ordered = sorted(picked)
     if not rt.multi:
         if t in (KEY, VALUE):
             if not ordered:
