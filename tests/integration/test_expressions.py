@@ -195,3 +195,13 @@ def test_list_and_map_expressions(client):
     get_n = exp.MapGetByKey(None, aerospike.MAP_RETURN_VALUE, exp.ResultType.INTEGER, "n", "m")
     _, _, bins = client.operate((NS, "cdt", 3), [eop.expression_read("n", exp.Mul(get_n, 10).compile())])
     assert bins == {"n": 30}
+
+
+def test_geojson_bins_are_read_as_they_are(client):
+    key = (NS, "geo", 1)
+    point = aerospike.GeoJSON({"type": "Point", "coordinates": [2.0, 48.0]})
+    client.put(key, {"g": point})
+    _, _, bins = client.operate(key, [eop.expression_read("g", exp.GeoBin("g").compile())])
+    assert bins["g"].unwrap() == point.unwrap()
+    is_geo = {"expressions": exp.Eq(exp.BinType("g"), aerospike.AS_BYTES_GEOJSON).compile()}
+    assert client.get(key, policy=is_geo)[2]["g"].unwrap() == point.unwrap()

@@ -309,6 +309,9 @@ def test_exp_modify_writes_the_value_with_the_servers_flags(wire):
     with pytest.raises(AerospikeError) as caught:  # nil would delete the bin
         modify(wire, bins, "j", exp.Cond(exp.Eq(exp.IntBin("i"), 7), None, exp.Unknown()))
     assert caught.value.code == expressions.OP_NOT_APPLICABLE
+    # the server tests `flags && POLICY_NO_FAIL`, so any flag keeps the bin without an error
+    modify(wire, bins, "j", exp.Cond(exp.Eq(exp.IntBin("i"), 7), None, exp.Unknown()), aerospike.EXP_WRITE_EVAL_NO_FAIL)
+    assert bins["j"] == particles.encode(21)
     modify(wire, bins, "j", exp.Cond(exp.Eq(exp.IntBin("i"), 7), None, exp.Unknown()), aerospike.EXP_WRITE_ALLOW_DELETE)
     assert "j" not in bins
 
