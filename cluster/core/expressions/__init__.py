@@ -26,7 +26,7 @@ from cluster.wire.particles import ParticleType
 from cluster.wire.result_codes import AerospikeError, ResultCode
 
 from .build import Builder
-from .nodes import BLOB, BOOL, FLOAT, GEO, INT, LIST, MAP, NIL, STR, TYPE_NAMES, UNKNOWN, bad
+from .nodes import BOOL, FLOAT, INT, NIL, PARTICLE_OF, TYPE_NAMES, UNKNOWN, bad
 from .record import RecordView
 
 __all__ = ["Expression", "RecordView", "compile_expression", "compile_filter", "modify", "read"]
@@ -117,11 +117,7 @@ def _particle(rtype: int, value: object) -> tuple[int, bytes] | None:
         return ParticleType.BOOL, b"\x01" if value else b"\x00"
     if rtype == NIL:
         return None
-    return _PARTICLES[rtype], value
-
-
-_PARTICLES = {STR: ParticleType.STRING, BLOB: ParticleType.BLOB, GEO: ParticleType.GEOJSON,
-              LIST: ParticleType.LIST, MAP: ParticleType.MAP}
+    return PARTICLE_OF[rtype], value  # strings, blobs, GeoJSON, lists and maps: already their bytes
 
 
 def read(record_bins: Bins, op: Op, record: RecordImage | None, now_ms: int) -> list[Op]:

@@ -19,6 +19,7 @@ from cluster.wire.result_codes import AerospikeError, ResultCode
 
 log = logging.getLogger("cluster.core.expressions")
 
+
 class _Unknown:
     __slots__ = ()
 
