@@ -14,6 +14,7 @@ import msgpack
 import pytest
 from aerospike_helpers import cdt_ctx
 from aerospike_helpers import expressions as exp
+from aerospike_helpers.expressions import string as exp_string
 
 from cluster.core import bins as binops
 from cluster.core import expressions
@@ -258,6 +259,10 @@ def test_maps_without_an_order_do_not_compare(wire):
     payload = binops.encode_payload({"m": (ParticleType.MAP, key_ordered)}, None)
     ordered = RecordView(DIGEST, RecordMeta(1, 0, LUT, ""), payload, NOW_MS)
     assert value(wire, exp.Eq(exp.MapBin("m"), exp.MapBin("m")), ordered) is True
+
+
+def test_calls_to_a_system_the_server_does_not_know_are_parameter_errors(wire):
+    assert refused(wire, exp_string.RegexCompare("a.*", "s")) == ResultCode.PARAMETER
 
 
 def test_a_compiled_filter_is_reused(wire):

@@ -25,7 +25,8 @@ from cluster.core.expressions.nodes import (
 from cluster.wire.particles import ParticleType
 from cluster.wire.result_codes import AerospikeError
 
-CDT_SYSTEM, MODIFY_LOCAL = 0, 0x40  # a call's system: CDT (bits 1 and HLL 2 are not implemented)
+CDT_SYSTEM, MODIFY_LOCAL = 0, 0x40  # a call's system, and its flag for "modify a copy"
+_OTHER_SYSTEMS = {1: "bit calls", 2: "HyperLogLog calls"}  # the server's, which we do not implement
 CONTEXT_EVAL = 0xFF  # [0xff, context, [op, args...]]: the op applies inside the bin
 
 
@@ -82,8 +83,10 @@ def build_call(b, code: int, n: int) -> Node:
     rtype, system = b.integer("call result type"), b.integer("call system")
     if not 0 <= rtype < len(TYPE_NAMES):
         raise bad(f"call result type {rtype}")
+    if system & ~MODIFY_LOCAL in _OTHER_SYSTEMS:
+        raise unsupported(_OTHER_SYSTEMS[system & ~MODIFY_LOCAL])
     if system & ~MODIFY_LOCAL != CDT_SYSTEM:
-        raise unsupported("bit and HyperLogLog calls")
+        raise bad(f"call system {system}")  # e.g. the string calls of newer clients: unknown to server 8.1
     head, pieces = _call_op(b)
     target = b.next()
     if target.type not in (NIL, LIST, MAP):
