@@ -25,6 +25,9 @@ class ResultCode(IntEnum):
     NAMESPACE_NOT_FOUND = 20
     BIN_NAME = 21
     FORBIDDEN = 22
+    ELEMENT_NOT_FOUND = 23  # a map key an update-only write needs
+    ELEMENT_EXISTS = 24  # a map key a create-only write, or a list value add-unique, finds
+    OP_NOT_APPLICABLE = 26  # a CDT index/rank out of range, a context leading nowhere
     FILTERED_OUT = 27
     SECURITY_NOT_ENABLED = 52
 

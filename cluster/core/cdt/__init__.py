@@ -19,7 +19,6 @@ from cluster.wire.particles import ParticleType
 from cluster.wire.result_codes import AerospikeError, ResultCode
 
 from . import context, lists, maps
-from . import results as R
 from .optable import CONTEXT_EVAL, LIST_READS, MAP_READS, is_list_op, op_name, parse_args
 from .results import NO_RESULT
 from .values import PERSIST_INDEX, CdtList, CdtMap, from_particle, to_particle, unpack
@@ -100,7 +99,7 @@ def apply_modify(value, code: int, args: list, ctx: list | None = None):
     if op_name(code) == "set_type":
         args[0] &= ~PERSIST_INDEX  # only a bin's top level keeps an index (silently dropped)
     if value is None and not any(ctype & 0x1C0 & ~0x100 for ctype, _ in steps[:1]):
-        raise AerospikeError(R.OP_NOT_APPLICABLE, "bin is empty and the context creates nothing")
+        raise AerospikeError(ResultCode.OP_NOT_APPLICABLE, "bin is empty and the context creates nothing")
     if value is not None and _new_container(code, args) is None:
         # an op that creates nothing (a remove ...) where a creating context would have to
         # create: a no-op, so look on a copy first rather than build the path for nothing

@@ -6,7 +6,7 @@ error codes follow the server: an index out of range for a single-element op is
 OP_NOT_APPLICABLE (26), an add-unique clash ELEMENT_EXISTS (24) unless NO_FAIL.
 """
 
-from cluster.wire.result_codes import AerospikeError
+from cluster.wire.result_codes import AerospikeError, ResultCode
 
 from . import results as R
 from .optable import ALL
@@ -19,7 +19,7 @@ SORT_DESCENDING, SORT_DROP_DUPLICATES = 0x01, 0x02
 def exists_error(flags: int) -> None:
     """An add-unique clash: an error unless NO_FAIL (then the op is a no-op)."""
     if not flags & NO_FAIL:
-        raise AerospikeError(R.ELEMENT_EXISTS, "value already in the list")
+        raise AerospikeError(ResultCode.ELEMENT_EXISTS, "value already in the list")
 
 
 def sort_in_place(lst: CdtList, descending: bool = False) -> None:

@@ -7,7 +7,7 @@ by key; KV-ordered ones too (their value order is an index the server may persis
 a storage order).
 """
 
-from cluster.wire.result_codes import AerospikeError
+from cluster.wire.result_codes import AerospikeError, ResultCode
 
 from . import results as R
 from .lists import add_delta, below, pick_equal, pick_index_range, pick_value_interval, pick_value_list
@@ -49,8 +49,8 @@ def put_items(m: CdtMap, items: dict, flags: int) -> int:
         if present and flags & NO_OVERWRITE or not present and flags & NO_CREATE:
             if not flags & NO_FAIL:
                 if present:
-                    raise AerospikeError(R.ELEMENT_EXISTS, "map key already exists")
-                raise AerospikeError(R.ELEMENT_NOT_FOUND, "map key not found")
+                    raise AerospikeError(ResultCode.ELEMENT_EXISTS, "map key already exists")
+                raise AerospikeError(ResultCode.ELEMENT_NOT_FOUND, "map key not found")
             if not flags & DO_PARTIAL:
                 return len(m.items)
             continue

@@ -7,7 +7,7 @@ server gives (cdt.c: result_data_set_*), so lists and maps share one set of rule
 
 from bisect import bisect_left
 
-from cluster.wire.result_codes import AerospikeError
+from cluster.wire.result_codes import AerospikeError, ResultCode
 
 from .values import MAP_K_ORDERED, MAP_PRESERVE_ORDER, CdtList, CdtMap, sort_key
 
@@ -22,12 +22,6 @@ _KNOWN = frozenset(range(14)) | {UNORDERED_MAP, ORDERED_MAP}
 _RANGES = frozenset({INDEX_RANGE, REVINDEX_RANGE, RANK_RANGE, REVRANK_RANGE})
 
 
-# Result codes the CDT ops answer that cluster.wire.result_codes does not name (yet).
-ELEMENT_NOT_FOUND = 23
-ELEMENT_EXISTS = 24
-OP_NOT_APPLICABLE = 26
-
-
 class _NoResult:
     """The op answers nothing (return type NONE, or a value not found)."""
 
@@ -39,7 +33,7 @@ NO_RESULT = _NoResult()
 
 
 def not_applicable(message: str) -> AerospikeError:
-    return AerospikeError(OP_NOT_APPLICABLE, message)
+    return AerospikeError(ResultCode.OP_NOT_APPLICABLE, message)
 
 
 class ReturnType:
