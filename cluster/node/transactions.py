@@ -57,7 +57,8 @@ CITRUSLEAF_EPOCH = 1262304000
 MAX_SET_NAME = 63
 CHUNK_BYTES = 128 * 1024  # flush a batch/scan reply frame at about this size
 # namespace counters by request kind and result, spelt once rather than per request
-_RESULT_COUNTERS = {kind: {ResultCode.OK: f"client_{kind}_success", ResultCode.KEY_NOT_FOUND: f"client_{kind}_not_found",
+_RESULT_COUNTERS = {kind: {ResultCode.OK: f"client_{kind}_success",
+                           ResultCode.KEY_NOT_FOUND: f"client_{kind}_not_found",
                            ResultCode.FILTERED_OUT: f"client_{kind}_filtered_out"}
                     for kind in ("read", "write", "delete")}
 _ERROR_COUNTERS = {kind: f"client_{kind}_error" for kind in ("read", "write", "delete")}
@@ -256,7 +257,8 @@ class Transactions:
 
     # -- reads ----------------------------------------------------------------------
 
-    def _passes(self, ns: Namespace, exp: bytes, digest: bytes, meta: RecordMeta | RecordImage, payload: bytes) -> bool:
+    def _passes(self, ns: Namespace, exp: bytes, digest: bytes, meta: RecordMeta | RecordImage,
+                payload: bytes) -> bool:
         """Whether the live record passes the request's filter expression."""
         view = RecordView(digest, meta, payload, self.clock.now_ms(), _in_memory(ns))
         return compile_filter(exp).matches(view)

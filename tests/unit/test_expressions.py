@@ -280,7 +280,8 @@ def op_value(wire, e, flags=None) -> bytes:
 
 def test_exp_read_answers_the_value_under_the_ops_name(wire):
     bins = {name: particles.encode(v) for name, v in BINS.items()}
-    out = expressions.read(bins, Op(OpType.EXP_READ, 4, "r", op_value(wire, exp.Add(exp.IntBin("i"), 1))), None, NOW_MS)
+    plus_one = op_value(wire, exp.Add(exp.IntBin("i"), 1))
+    out = expressions.read(bins, Op(OpType.EXP_READ, 4, "r", plus_one), None, NOW_MS)
     assert out == [Op(OpType.READ, ParticleType.INTEGER, "r", struct.pack(">q", 8))]
     lists = expressions.read(bins, Op(OpType.EXP_READ, 4, "r", op_value(wire, exp.ListBin("l"))), None, NOW_MS)
     assert lists == [Op(OpType.READ, ParticleType.LIST, "r", bins["l"][1])]
@@ -311,13 +312,14 @@ def test_exp_modify_writes_the_value_with_the_servers_flags(wire):
     modify(wire, bins, "new", exp.IntBin("i"), aerospike.EXP_WRITE_UPDATE_ONLY | aerospike.EXP_WRITE_POLICY_NO_FAIL)
     modify(wire, bins, "j", exp.IntBin("nope"), aerospike.EXP_WRITE_EVAL_NO_FAIL)
     assert bins == {"i": particles.encode(7), "j": particles.encode(21)}
+    nil = exp.Cond(exp.Eq(exp.IntBin("i"), 7), None, exp.Unknown())
     with pytest.raises(AerospikeError) as caught:  # nil would delete the bin
-        modify(wire, bins, "j", exp.Cond(exp.Eq(exp.IntBin("i"), 7), None, exp.Unknown()))
+        modify(wire, bins, "j", nil)
     assert caught.value.code == expressions.OP_NOT_APPLICABLE
     # the server tests `flags && POLICY_NO_FAIL`, so any flag keeps the bin without an error
-    modify(wire, bins, "j", exp.Cond(exp.Eq(exp.IntBin("i"), 7), None, exp.Unknown()), aerospike.EXP_WRITE_EVAL_NO_FAIL)
+    modify(wire, bins, "j", nil, aerospike.EXP_WRITE_EVAL_NO_FAIL)
     assert bins["j"] == particles.encode(21)
-    modify(wire, bins, "j", exp.Cond(exp.Eq(exp.IntBin("i"), 7), None, exp.Unknown()), aerospike.EXP_WRITE_ALLOW_DELETE)
+    modify(wire, bins, "j", nil, aerospike.EXP_WRITE_ALLOW_DELETE)
     assert "j" not in bins
 
 

@@ -70,7 +70,8 @@ def constant(value: object, rtype: int) -> Node:
 
 def require(node: Node, types: tuple[int, ...], what: str) -> None:
     if node.type not in types:
-        raise bad(f"{what}: argument of type {TYPE_NAMES[node.type]}, expected {'/'.join(TYPE_NAMES[t] for t in types)}")
+        expected = "/".join(TYPE_NAMES[t] for t in types)
+        raise bad(f"{what}: argument of type {TYPE_NAMES[node.type]}, expected {expected}")
 
 
 def to_msgpack(rtype: int, value: object) -> bytes:
