@@ -28,6 +28,7 @@ from cluster.wire.result_codes import AerospikeError
 CDT_SYSTEM, MODIFY_LOCAL = 0, 0x40  # a call's system, and its flag for "modify a copy"
 _OTHER_SYSTEMS = {1: "bit calls", 2: "HyperLogLog calls"}  # the server's, which we do not implement
 CONTEXT_EVAL = 0xFF  # [0xff, context, [op, args...]]: the op applies inside the bin
+SELECT = 0xFE  # path selection: [0xfe, context, flags, modify-expression?]
 
 
 def _unordered(value) -> bool:
@@ -134,6 +135,8 @@ def _call_op(b) -> tuple[bytes, list]:
     if n == 0:
         raise bad("empty call op")
     op_code = b.integer("call op code")
+    if op_code == SELECT:
+        raise unsupported("path selection (select/modify by path)")
     if op_code == CONTEXT_EVAL:
         if n != 3:
             raise bad("a context call is [0xff, context, [op, args...]]")
