@@ -24,6 +24,7 @@ from cluster.deploy.docker_aerospike import _block, _value
 from cluster.deploy.local import LocalNode
 from cluster.deploy.local_cluster import LocalCluster
 from cluster.node.config import MiB, NodeConfig
+from cluster.node.server import format_node_id, node_id_of
 
 MIN_MEMORY_DATA_SIZE = 512 * MiB  # asd 8.1 refuses a smaller memory namespace
 NSUP_PERIOD_S = 120
@@ -46,6 +47,8 @@ def aerospike_conf(settings: list[str], work_dir: Path) -> str:
     svc, net = cfg.service, cfg.network
     hb = net["heartbeat"]
     lines = _block("service", [
+        # the id ours would take (fabric port + this host's MAC): asd needs no NIC to derive it
+        f"node-id {format_node_id(node_id_of(cfg))}",
         f"cluster-name {svc['cluster-name']}", f"work-directory {work_dir}", "proto-fd-max 2048",
         f"migrate-threads {svc['migrate-threads']}", f"migrate-max-num-incoming {svc['migrate-max-num-incoming']}"])
     lines += _block("mod-lua", [f"user-path {work_dir / 'udf'}"])
@@ -54,7 +57,9 @@ def aerospike_conf(settings: list[str], work_dir: Path) -> str:
     network = _block("service", [f"address {net['service']['address']}", f"port {net['service']['port']}",
                                  f"access-address {net['service']['address']}"])
     network += _block("heartbeat", ["mode mesh", f"address {hb['address']}", f"port {hb['port']}", *seeds,
-                                    f"interval {hb['interval']}", f"timeout {hb['timeout']}"])
+                                    f"interval {hb['interval']}", f"timeout {hb['timeout']}",
+                                    # asd refuses a connect timeout above interval × timeout / 3
+                                    f"connect-timeout-ms {min(500, hb['interval'] * hb['timeout'] // 3)}"])
     network += _block("fabric", [f"address {net['fabric']['address']}", f"port {net['fabric']['port']}"])
     lines += _block("network", network)
     for name, ns in cfg.namespaces.items():
