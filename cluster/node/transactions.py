@@ -151,11 +151,14 @@ class Transactions:
                 return self.batch(msg)
             if FieldType.DIGEST not in msg.fields:
                 return self.scan(msg)
-            if self.latencies is not None:  # the clock starts before single() runs
-                return self.latencies.timed(msg, time.perf_counter(), self.single(msg, body, 0, self.deadline(msg.transaction_ttl)))
-            return self.single(msg, body, 0, self.deadline(msg.transaction_ttl))
+        except AerospikeError as exc:  # the client reads a batch or scan until a LAST reply
+            return wm.encode_header_only(exc.code, info3=Info3.LAST)
+        started = time.perf_counter()  # the latency clock starts before single() runs
+        try:
+            reply = self.single(msg, body, 0, self.deadline(msg.transaction_ttl))
         except AerospikeError as exc:
             return wm.encode_header_only(exc.code)
+        return reply if self.latencies is None else self.latencies.timed(msg, started, reply)
 
     def deadline(self, transaction_ttl: int) -> int:
         """The client's deadline (ms, monotonic): its total timeout, else transaction-max-ms."""
@@ -378,10 +381,7 @@ class Transactions:
             raise AerospikeError(ResultCode.PARAMETER, "batch request without field 41")
         exp = msg.fields.get(FieldType.FILTER)  # the batch's filter: for each row without its own
         if exp is not None:
-            try:
-                compile_filter(exp)
-            except AerospikeError as exc:  # a bad one fails the whole batch: one LAST reply with its code
-                return wm.encode_header_only(exc.code, info3=Info3.LAST)
+            compile_filter(exp)  # a bad one fails the whole batch
         replies: list = []
         deadline = self.deadline(msg.transaction_ttl)
         for row in parse_rows(data):

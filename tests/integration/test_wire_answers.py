@@ -14,7 +14,7 @@ from cluster.deploy.local_cluster import LocalCluster
 from cluster.wire import message as wm
 from cluster.wire import proto
 from cluster.wire.digest import compute_digest
-from cluster.wire.message import FieldType, Info1, Info2, Message, OpType, value_op
+from cluster.wire.message import FieldType, Info1, Info2, Info3, Message, OpType, value_op
 from cluster.wire.result_codes import ResultCode
 from tests.conftest import wait_until
 
@@ -36,6 +36,15 @@ def test_scan_bin_selection_leaves_out_records_without_those_bins(aero):
     scan = aero.scan(NS, "sel")
     scan.select("a")
     assert [bins for _, _, bins in scan.results()] == [{"a": 1}]
+
+
+@pytest.mark.parametrize("info1", [Info1.READ | Info1.BATCH, Info1.READ], ids=["batch without rows", "scan"])
+def test_a_refused_batch_or_scan_ends_with_a_last_reply(node, info1):
+    """The client reads a batch or scan until a LAST reply: a refusal must be one."""
+    fields = {FieldType.NAMESPACE: b"no-such-ns"} if info1 == Info1.READ else {}
+    reply = raw_request(node, Message(info1=info1, fields=fields))
+    assert reply.result_code in (ResultCode.PARAMETER, ResultCode.NAMESPACE_NOT_FOUND)
+    assert reply.info3 & Info3.LAST
 
 
 def test_recreate_after_plain_remove_starts_at_generation_1(aero):

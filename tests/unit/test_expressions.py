@@ -289,7 +289,7 @@ def test_exp_read_answers_the_value_under_the_ops_name(wire):
     assert lists == [Op(OpType.READ, ParticleType.LIST, "r", bins["l"][1])]
     with pytest.raises(AerospikeError) as caught:
         expressions.read(bins, Op(OpType.EXP_READ, 4, "r", op_value(wire, exp.IntBin("nope"))), None, NOW_MS)
-    assert caught.value.code == expressions.OP_NOT_APPLICABLE
+    assert caught.value.code == ResultCode.OP_NOT_APPLICABLE
     quiet = op_value(wire, exp.IntBin("nope"), aerospike.EXP_READ_EVAL_NO_FAIL)
     assert expressions.read(bins, Op(OpType.EXP_READ, 4, "r", quiet), None, NOW_MS) == [
         Op(OpType.READ, ParticleType.NULL, "r")]
@@ -304,7 +304,7 @@ def test_exp_modify_writes_the_value_with_the_servers_flags(wire):
     modify(wire, bins, "j", exp.Mul(exp.IntBin("i"), 3))
     assert bins["j"] == particles.encode(21)
     for flags, code in ((aerospike.EXP_WRITE_CREATE_ONLY, ResultCode.BIN_EXISTS),
-                        (aerospike.EXP_WRITE_DEFAULT, expressions.OP_NOT_APPLICABLE)):
+                        (aerospike.EXP_WRITE_DEFAULT, ResultCode.OP_NOT_APPLICABLE)):
         with pytest.raises(AerospikeError) as caught:
             modify(wire, bins, "j", exp.IntBin("j") if flags else exp.IntBin("nope"), flags)
         assert caught.value.code == code
@@ -317,7 +317,7 @@ def test_exp_modify_writes_the_value_with_the_servers_flags(wire):
     nil = exp.Cond(exp.Eq(exp.IntBin("i"), 7), None, exp.Unknown())
     with pytest.raises(AerospikeError) as caught:  # nil would delete the bin
         modify(wire, bins, "j", nil)
-    assert caught.value.code == expressions.OP_NOT_APPLICABLE
+    assert caught.value.code == ResultCode.OP_NOT_APPLICABLE
     # the server tests `flags && POLICY_NO_FAIL`, so any flag keeps the bin without an error
     modify(wire, bins, "j", nil, aerospike.EXP_WRITE_EVAL_NO_FAIL)
     assert bins["j"] == particles.encode(21)

@@ -31,7 +31,6 @@ from .record import RecordView
 
 __all__ = ["Expression", "RecordView", "compile_expression", "compile_filter", "modify", "read"]
 
-OP_NOT_APPLICABLE = 26  # the server's AS_ERR_OP_NOT_APPLICABLE: an expression op that yields no value
 # EXP_MODIFY / EXP_READ flags (as/include/base/proto.h AS_EXP_FLAG_*)
 CREATE_ONLY, UPDATE_ONLY, ALLOW_DELETE, POLICY_NO_FAIL, EVAL_NO_FAIL = 1, 2, 4, 8, 16
 _MODIFY_FLAGS = CREATE_ONLY | UPDATE_ONLY | ALLOW_DELETE | POLICY_NO_FAIL | EVAL_NO_FAIL
@@ -126,7 +125,7 @@ def read(record_bins: Bins, op: Op, record: RecordImage | None, now_ms: int) -> 
     value = expression.evaluate(RecordView.of_write(record_bins, record, now_ms))
     if value is UNKNOWN:
         if not flags & EVAL_NO_FAIL:
-            raise AerospikeError(OP_NOT_APPLICABLE, f"expression for {op.name!r} has no value")
+            raise AerospikeError(ResultCode.OP_NOT_APPLICABLE, f"expression for {op.name!r} has no value")
         value = None
     particle = _particle(expression.type, value) if value is not None else None
     if particle is None:
@@ -150,7 +149,7 @@ def modify(record_bins: Bins, op: Op, record: RecordImage | None, now_ms: int) -
     if value is UNKNOWN:
         if flags & EVAL_NO_FAIL:
             return
-        raise AerospikeError(OP_NOT_APPLICABLE, f"expression for {op.name!r} has no value")
+        raise AerospikeError(ResultCode.OP_NOT_APPLICABLE, f"expression for {op.name!r} has no value")
     particle = _particle(expression.type, value) if value is not None else None
     if particle is not None:
         binops.write(record_bins, op.name, *particle)
@@ -158,4 +157,4 @@ def modify(record_bins: Bins, op: Op, record: RecordImage | None, now_ms: int) -
         if flags & ALLOW_DELETE:
             del record_bins[op.name]
         elif not flags:  # the server tests `flags && POLICY_NO_FAIL`: any flag lets the bin stay quietly
-            raise AerospikeError(OP_NOT_APPLICABLE, f"expression would delete bin {op.name!r}")
+            raise AerospikeError(ResultCode.OP_NOT_APPLICABLE, f"expression would delete bin {op.name!r}")
