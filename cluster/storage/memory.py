@@ -5,8 +5,6 @@ Used bytes are payload + set-name bytes, and TOMBSTONE_BYTES for each durable to
 unused part of the budget and deletes need no internal tombstones.
 """
 
-from dataclasses import dataclass
-
 from cluster.storage.engine import (
     OutOfSpace,
     StorageEngine,
@@ -21,15 +19,15 @@ from cluster.storage.record import RecordMeta
 TOMBSTONE_BYTES = 64
 
 
-@dataclass(slots=True)
 class _Entry:
-    meta: RecordMeta
-    payload: bytes
-    tombstone: bool = False
+    """An index entry; its size (what it counts against data_size) is taken once, as every
+    put asks it of the new entry and of the one it replaces."""
 
-    @property
-    def size(self) -> int:
-        return TOMBSTONE_BYTES if self.tombstone else len(self.payload) + len(self.meta.set_name)
+    __slots__ = ("meta", "payload", "tombstone", "size")
+
+    def __init__(self, meta: RecordMeta, payload: bytes, tombstone: bool = False):
+        self.meta, self.payload, self.tombstone = meta, payload, tombstone
+        self.size = TOMBSTONE_BYTES if tombstone else len(payload) + len(meta.set_name)
 
 
 class MemoryStore(StorageEngine):
@@ -48,13 +46,14 @@ class MemoryStore(StorageEngine):
 
     def _replace(self, digest: bytes, new: _Entry) -> None:
         pid = partition_id(digest)
-        old = self._index[pid].get(digest) or self._buried[pid].get(digest)
+        index, buried = self._index[pid], self._buried[pid]
+        old = index.get(digest) or buried.get(digest)
         used = self._used + new.size - (old.size if old else 0)
         if used > self.data_size:
             raise OutOfSpace(f"memory budget of {self.data_size} bytes is full")
-        self._index[pid].pop(digest, None)
-        self._buried[pid].pop(digest, None)
-        (self._buried if new.tombstone else self._index)[pid][digest] = new
+        if old is not None:  # a digest is in one of the two
+            del (buried if old.tombstone else index)[digest]
+        (buried if new.tombstone else index)[digest] = new
         self._used = used
 
     def put(self, digest: bytes, meta: RecordMeta, payload: bytes) -> None:
