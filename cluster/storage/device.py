@@ -404,14 +404,18 @@ class DeviceStore(StorageEngine):
         image = memoryview(os.pread(self._fd, self.write_block_size, self._block_pos(block)))
         self.defrag_reads += 1
         dead: list[bytes] = []
-        for e in layout.iter_entries(image, layout.crc_seed(self._incarnation[block])):
-            current = self._current(e.digest)
-            if current is not None and current.block == block and current.offset == e.offset:
-                moved = self._append(e.digest, e.meta, e.payload, e.seq, e.tombstone, e.durable, keep_free=0)
+        for offset, _size, seq, digest, flags, payload in layout.scan_entries(
+                image, layout.crc_seed(self._incarnation[block])):
+            tombstone = bool(flags & layout.FLAG_TOMBSTONE)
+            durable = tombstone and bool(flags & layout.FLAG_DURABLE)
+            current = self._current(digest)
+            if current is not None and current.block == block and current.offset == offset:
+                # still indexed: the index's meta is this entry's
+                moved = self._append(digest, current.meta, payload, seq, tombstone, durable, keep_free=0)
                 self._kill(current)
                 current.block, current.offset, current.size = moved
-            elif e.lasting:
-                dead.append(e.digest)
+            elif durable or not tombstone:  # lasting (DiskEntry.lasting)
+                dead.append(digest)
         if self._used[block]:
             # The index points at bytes the scan could not verify: keep the wblock rather
             # than free what reads still need, and say so.

@@ -141,20 +141,46 @@ def write_entry(buf: bytearray, offset: int, seed: int, seq: int, digest: bytes,
     return size
 
 
-def parse_entry(block: memoryview, offset: int, seed: int) -> DiskEntry | None:
-    """The entry at `offset`, or None if none verifies there (end of data or torn)."""
+def _verified(block: memoryview, offset: int, seed: int) -> tuple | None:
+    """The header fields of the entry at `offset` and where its set name starts, if the
+    entry verifies there (magic, bounds, CRC), else None (end of data or torn)."""
     if offset + _ENTRY.size > len(block):
         return None
-    magic, crc, seq, digest, gen, flags, set_len, void_time, lut, payload_len = _ENTRY.unpack_from(block, offset)
-    start = offset + _ENTRY.size
-    end = start + set_len + payload_len
+    fields = _ENTRY.unpack_from(block, offset)
+    magic, crc, _seq, _digest, _gen, _flags, set_len, _void_time, _lut, payload_len = fields
+    end = offset + _ENTRY.size + set_len + payload_len
     if magic != _ENTRY_MAGIC or end > len(block) or zlib.crc32(block[offset + _CRC_START : end], seed) != crc:
         return None
+    return fields
+
+
+def parse_entry(block: memoryview, offset: int, seed: int) -> DiskEntry | None:
+    """The entry at `offset`, or None if none verifies there (end of data or torn)."""
+    fields = _verified(block, offset, seed)
+    if fields is None:
+        return None
+    _magic, _crc, seq, digest, gen, flags, set_len, void_time, lut, payload_len = fields
+    start = offset + _ENTRY.size
+    end = start + set_len + payload_len
     set_name = sys.intern(str(block[start : start + set_len], "utf-8"))
     tombstone = bool(flags & FLAG_TOMBSTONE)
     return DiskEntry(offset, rblocks_bytes(end - offset), seq, bytes(digest),
                      RecordMeta(gen, void_time, lut, set_name), tombstone,
                      tombstone and bool(flags & FLAG_DURABLE), block[start + set_len : end])
+
+
+def scan_entries(block: memoryview, seed: int) -> Iterator[tuple[int, int, int, bytes, int, memoryview]]:
+    """(offset, size, seq, digest, flags, payload) of every entry of a wblock image, verified
+    as iter_entries verifies them and stopping where it stops, without building a DiskEntry
+    and RecordMeta for each: defrag's scan, which moves only the few still indexed (their
+    metadata is the index's) and needs no more than the digest of the others."""
+    offset = BLOCK_HEADER_SIZE
+    while (fields := _verified(block, offset, seed)) is not None:
+        _magic, _crc, seq, digest, _gen, flags, set_len, _void_time, _lut, payload_len = fields
+        start = offset + _ENTRY.size + set_len
+        size = rblocks_bytes(start + payload_len - offset)
+        yield offset, size, seq, digest, flags, block[start : start + payload_len]
+        offset += size
 
 
 def read_payload(block: bytes | bytearray, offset: int, seed: int, seq: int) -> bytes | None:
