@@ -535,11 +535,14 @@ class DeviceStore(StorageEngine):
         """Take whatever the index holds for `digest` out of it, its bytes now dead -> the
         `older` count of the entry that replaces it."""
         pid = partition_id(digest)
-        for part, lasting in ((self._index[pid], True), (self._buried[pid], True), (self._tombs[pid], False)):
-            old = part.pop(digest, None)
-            if old is not None:
-                self._kill(old)
-                return old.older + lasting
+        old = self._index[pid].pop(digest, None) or self._buried[pid].pop(digest, None)  # in one at most
+        if old is not None:
+            self._kill(old)
+            return old.older + 1  # a record or durable tombstone is itself lasting
+        old = self._tombs[pid].pop(digest, None)
+        if old is not None:
+            self._kill(old)
+            return old.older
         return self._ghosts.pop(digest, 0)
 
     def tick(self, now_ms: int) -> None:
