@@ -195,7 +195,7 @@ class DataPlane:
         (the duplicates migrate to the final master), so it consults them until it hands off.
         """
         state = self.partitions[ns][pid]
-        if state.working_master != self.node_id:
+        if not state.duplicates or state.working_master != self.node_id:  # the common case: none
             return ()
         if state.replicas[0] != self.node_id:
             return tuple(n for n in state.duplicates if n != self.node_id)
