@@ -1,5 +1,5 @@
 """A namespace on one node: its storage engine, capacity state (stop-writes), truncation
-cutoffs and counters."""
+cutoffs, secondary-index definitions and counters."""
 
 import json
 import logging
@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from cluster.core.sindex import Catalog
 from cluster.node.config import NodeConfig
 from cluster.storage.device import DeviceStore
 from cluster.storage.engine import StorageEngine
@@ -18,6 +19,18 @@ log = logging.getLogger(__name__)
 
 # counters the server reports even at zero (monitoring looks for them before they first move)
 ALWAYS_REPORTED = ("client_read_filtered_out", "client_write_filtered_out", "client_delete_filtered_out")
+
+
+def write_json_durably(path: Path, value) -> None:
+    """Replace `path` with `value` as JSON, on disk before returning (system metadata a node
+    acts on must survive a crash right after it answered)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        json.dump(value, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def open_storage(cfg: NodeConfig, name: str) -> StorageEngine:
@@ -49,6 +62,10 @@ class Namespace:
         if self.truncate_path.exists():
             saved = json.loads(self.truncate_path.read_text())
             self.truncation = {set_name: (lut, stamp) for set_name, (lut, stamp) in saved.items()}
+        # Secondary-index definitions (SMD module "sindex"), kept and shared like truncation.
+        self.sindex_path = self.truncate_path.with_name(f"sindex-{name}.json")
+        saved = json.loads(self.sindex_path.read_text()) if self.sindex_path.exists() else {}
+        self.sindexes = Catalog(name, {key: (index_name, stamp) for key, (index_name, stamp) in saved.items()})
         # acknowledged writes must be on disk: the node's group commit covers this store
         self.commit_to_device = isinstance(self.storage, DeviceStore) and cfg.namespaces[name]["storage-engine"][
             "commit-to-device"]
@@ -67,15 +84,18 @@ class Namespace:
         if (stamp, lut) <= (stamp_now, lut_now):
             return False
         self.truncation[set_name] = (lut, stamp)
-        self.truncate_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.truncate_path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(self.truncation, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.truncate_path)
+        write_json_durably(self.truncate_path, self.truncation)
         log.info("{%s%s} truncate cutoff now %d (stamp %d)", self.name, f"|{set_name}" if set_name else "", lut, stamp)
         self._apply_truncation()
+        return True
+
+    def merge_sindex(self, key: str, index_name: str | None, stamp: int) -> bool:
+        """Take an index definition entry (name None: a delete) if it is newer than ours,
+        persisted before it is acted on. True if it was taken."""
+        if not self.sindexes.merge(key, index_name, stamp):
+            return False
+        write_json_durably(self.sindex_path, self.sindexes.entries)
+        log.info("{%s} sindex %s -> %s (stamp %d)", self.name, key, index_name, stamp)
         return True
 
     def _apply_truncation(self) -> None:

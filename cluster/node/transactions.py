@@ -22,8 +22,11 @@ record: 2 as usual); a scan leaves out the records that fail it; a batch's filte
 to every row without one of its own, each row answered on its own. It is compiled once
 per request at most (core/expressions caches it), and requests without one do no extra work.
 
-Never ignore a field the client sent: a request carrying one we do not implement (UDFs,
-secondary-index queries) is refused with UNSUPPORTED_FEATURE (16).
+A scan with an index filter (fields 21-26) is a secondary-index query: cluster/core/sindex.py
+says which records match and cluster/node/query.py in which order a partition yields them.
+
+Never ignore a field the client sent: a request carrying one we do not implement (UDFs)
+is refused with UNSUPPORTED_FEATURE (16).
 """
 
 import asyncio
@@ -37,9 +40,11 @@ from cluster.core import write as writes
 from cluster.core.data_plane import PROXY, UNAVAILABLE
 from cluster.core.expressions import Expression, RecordView, compile_filter
 from cluster.core.records import LIVE, RecordImage, image_of, store
+from cluster.core.sindex import FIELD_BVAL_ARRAY, IndexQuery, has_index_filter, parse_query
 from cluster.core.write import Outcome, all_bins, read_op
 from cluster.node.membership_driver import monotonic_ms
 from cluster.node.namespace import Namespace
+from cluster.node.query import query_partition, resume_bvals, scan_partition
 from cluster.storage.engine import OutOfSpace, RecordTooBig
 from cluster.storage.record import RecordMeta
 from cluster.wire import message as wm
@@ -63,8 +68,7 @@ _RESULT_COUNTERS = {kind: {ResultCode.OK: f"client_{kind}_success",
                     for kind in ("read", "write", "delete")}
 _ERROR_COUNTERS = {kind: f"client_{kind}_error" for kind in ("read", "write", "delete")}
 # fields we do not evaluate, so a request carrying one is refused rather than run without it
-_UNSUPPORTED_FIELDS = {21: "secondary-index queries", 22: "secondary-index queries", 30: "UDFs", 31: "UDFs",
-                       32: "UDFs", 33: "UDFs"}
+_UNSUPPORTED_FIELDS = {30: "UDFs", 31: "UDFs", 32: "UDFs", 33: "UDFs"}
 READ_TOUCH_NEVER = 0xFFFFFFFF  # a read's record_ttl: -1 never touches, 0 the namespace's default (0: never)
 _FAILURE_COUNTERS = {ResultCode.GENERATION: "fail_generation", ResultCode.RECORD_TOO_BIG: "fail_record_too_big",
                      ResultCode.OUT_OF_SPACE: "fail_out_of_space"}
@@ -402,7 +406,7 @@ class Transactions:
             return b"".join(replies)
         return _gather(replies)
 
-    # -- scan / query (no secondary index) --------------------------------------------
+    # -- scan / query (by secondary index or not) --------------------------------------
 
     def scan(self, msg: Message) -> Iterator[bytes]:
         if not msg.info1 & Info1.READ:
@@ -413,13 +417,18 @@ class Transactions:
             if op.op != OpType.READ:
                 raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"op {op.op} in a scan")
         exp = msg.fields.get(FieldType.FILTER)  # compiled before the first record: a bad one fails the scan
-        return self._scan_stream(ns, msg, compile_filter(exp) if exp is not None else None)
+        exp = compile_filter(exp) if exp is not None else None
+        index_query = None
+        if has_index_filter(msg.fields):
+            index_query = parse_query(msg.fields, msg.fields.get(FieldType.SET, b"").decode(errors="replace"),
+                                      ns.sindexes)
+        return self._scan_stream(ns, msg, exp, index_query)
 
     @staticmethod
-    def _scan_plan(fields: dict[int, bytes]) -> list[tuple[int, bytes | None]]:
-        """(pid, resume-after digest) for each partition the client asked for."""
+    def _scan_plan(fields: dict[int, bytes], index_query: bool) -> list[tuple[int, tuple]]:
+        """(pid, (digest, bval) to resume after) for each partition the client asked for."""
         pids_raw = fields.get(FieldType.PID_ARRAY)
-        plan: dict[int, bytes | None] = {}
+        plan: dict[int, tuple] = {}
         if pids_raw is not None:
             if len(pids_raw) % 2:
                 raise AerospikeError(ResultCode.PARAMETER, "odd-length partition id array")
@@ -427,20 +436,22 @@ class Transactions:
                 pid = int.from_bytes(pids_raw[i:i + 2], "little")
                 if pid >= N_PARTITIONS:
                     raise AerospikeError(ResultCode.PARAMETER, f"partition id {pid}")
-                plan[pid] = None
+                plan[pid] = (None, None)
         digests_raw = fields.get(FieldType.DIGEST_ARRAY, b"")
         if len(digests_raw) % 20:
             raise AerospikeError(ResultCode.PARAMETER, "digest array not a multiple of 20 bytes")
+        bvals = resume_bvals(fields, len(digests_raw) // 20, index_query)
         for i in range(0, len(digests_raw), 20):
             d = digests_raw[i:i + 20]
-            plan[partition_id(d)] = d
+            plan[partition_id(d)] = (d, bvals[i // 20])
         if pids_raw is None and not digests_raw:
-            plan = dict.fromkeys(range(N_PARTITIONS))
+            plan = dict.fromkeys(range(N_PARTITIONS), (None, None))
         return list(plan.items())
 
-    def _scan_stream(self, ns: Namespace, msg: Message, exp: Expression | None) -> Iterator[bytes]:
+    def _scan_stream(self, ns: Namespace, msg: Message, exp: Expression | None,
+                     index_query: IndexQuery | None) -> Iterator[bytes]:
         fields = msg.fields
-        plan = self._scan_plan(fields)
+        plan = self._scan_plan(fields, index_query is not None)
         set_filter = fields.get(FieldType.SET, b"").decode("utf-8", errors="replace")
         max_raw = fields.get(FieldType.MAX_RECORDS)
         remaining = int.from_bytes(max_raw, "big") if max_raw else None
@@ -461,15 +472,11 @@ class Transactions:
                 continue
             now_ms = self.clock.now_ms()
             now = now_ms // 1000
-            for digest in ns.storage.partition_digests(pid, now):
-                if after is not None and digest <= after:
-                    continue
+            records = (scan_partition(ns.storage, pid, now, set_filter, after) if index_query is None
+                       else query_partition(index_query, ns.storage, pid, now, set_filter, after))
+            for digest, meta, payload, bval in records:
                 if remaining == 0:
                     break
-                found = ns.storage.get(digest, now)
-                if found is None or (set_filter and found[0].set_name != set_filter):
-                    continue
-                meta, payload = found
                 if exp is None:
                     record_bins, key = binops.decode_payload(payload)
                 else:
@@ -482,6 +489,8 @@ class Transactions:
                     rfields[FieldType.SET] = meta.set_name.encode()
                 if key:
                     rfields[FieldType.KEY] = bytes((key[0],)) + key[1]
+                if bval is not None:  # where the client resumes this partition
+                    rfields[FIELD_BVAL_ARRAY] = bval.to_bytes(8, "little", signed=True)
                 ops = [] if no_bins else [o for o in all_bins(record_bins) if not wanted or o.name in wanted]
                 if wanted and not ops and not no_bins:
                     continue  # the server leaves out a record that has none of the selected bins
