@@ -41,7 +41,8 @@ BASE_REPO = "refcluster/base"
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "iproute2", "iptables", "procps")
 # what `refnode` and `refproxy` import; their own dependencies follow from pip's resolution
-RUNTIME_DEPS = ("pycryptodome", "msgpack", "uvloop", "aiofiles", "psutil", "aiohttp", "numpy", "prometheus-client")
+RUNTIME_DEPS = ("pycryptodome", "msgpack", "uvloop", "aiofiles", "psutil", "aiohttp", "numpy", "prometheus-client",
+                "lupa")  # lupa: the Lua runtime record UDFs run in
 LABEL = "io.refcluster"  # on every image, container, network and volume we make
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "refcluster"
 

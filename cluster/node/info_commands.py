@@ -115,11 +115,13 @@ class InfoHandler:
             "namespace": self._namespace,
             "sets": self._sets,
             "logs": lambda a, k: "0:stderr",  # the node logs to its standard error
-            # not implemented: refused as the transactions refuse UDFs and index queries
-            "udf-put": self._unsupported("UDFs"),
-            "udf-remove": self._unsupported("UDFs"),
-            "udf-get": self._unsupported("UDFs"),
-            "udf-list": lambda a, k: "",
+            # UDF modules (cluster/node/udf_modules.py), shared with every member like truncate
+            "udf-put": lambda a, k: self._udf_change(node.udf.put(k)),
+            "udf-remove": lambda a, k: self._udf_change(node.udf.remove(k)),
+            "udf-get": lambda a, k: node.udf.registry.get(k),
+            "udf-list": lambda a, k: node.udf.registry.list(),
+            "udf-merge": self._udf_merge,  # ours: one node telling another (see _udf_change)
+            # not implemented: refused as the transactions refuse index queries
             "sindex-create": self._unsupported("secondary indexes"),
             "sindex-delete": self._unsupported("secondary indexes"),
             "bins": lambda a, k: "",
@@ -300,6 +302,24 @@ class InfoHandler:
         self._send_to_peers([f"truncate-merge:namespace={ns.name};set={set_name};lut={lut};stamp={stamp}"
                              for ns in self.node.namespaces.values()
                              for set_name, (lut, stamp) in ns.truncation.items()])
+
+    # -- UDF modules: the server keeps them in SMD too; shared as truncate entries are ----
+
+    def _udf_change(self, change: tuple[str, list[str]]) -> str:
+        answer, lines = change
+        self._send_to_peers(lines)
+        return answer
+
+    def _udf_merge(self, args, kv) -> str:
+        try:
+            return self.node.udf.merge(kv)
+        except ValueError as exc:
+            raise InfoError(4, str(exc)) from None
+
+    def share_udf_modules(self) -> None:
+        """After every exchange: our entries to every member (a node away at the time of a
+        udf-put or udf-remove takes it now; the newest stamp wins)."""
+        self._send_to_peers(self.node.udf.share_lines())
 
     def _send_to_peers(self, lines: list[str]) -> None:
         if not lines:

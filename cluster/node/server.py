@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -27,6 +28,7 @@ from cluster.node.namespace import Namespace
 from cluster.node.partition_table import PartitionTable, bitmap
 from cluster.node.service import ServiceProtocol
 from cluster.node.transactions import Transactions
+from cluster.node.udf_modules import UdfModules
 from cluster.storage.group_commit import GroupCommit
 from cluster.storage.record import now_cl_ms, now_cl_seconds
 
@@ -57,6 +59,7 @@ class Node:
         self.namespaces = {name: Namespace(name, cfg) for name in cfg.namespaces}
         self.group_commit = GroupCommit([ns.storage for ns in self.namespaces.values() if ns.commit_to_device])
         self.partition_table = PartitionTable()
+        self.udf = UdfModules(Path(cfg.service["work-directory"]))  # registered modules, the Lua runtime
         self.info = InfoHandler(self)
         # the committed cluster: key 0 and no members while orphaned (clients keep the old map)
         self.cluster_key = 0
@@ -70,6 +73,7 @@ class Node:
         self.membership = MembershipDriver(self, cfg, {name: p["rack-id"] for name, p in cfg.namespaces.items()})
         self.data = DataDriver(self, self.send_data_message)
         self.transactions = Transactions(self.namespaces, self.data, cfg.service["transaction-max-ms"])
+        self.transactions.udf = self.udf
         self.data.handle_proxied = self.transactions.proxied
         self.membership.on_other_message = self.data.on_message
         self._server: asyncio.AbstractServer | None = None
@@ -110,6 +114,7 @@ class Node:
         self.exchanged_key = event.cluster_key
         self.rebalance_generation += 1
         self.info.share_truncations()
+        self.info.share_udf_modules()
         log.info("exchange complete: key %X, partition map generation %d", event.cluster_key,
                  self.partition_table.generation)
 

@@ -7,6 +7,8 @@ import time
 import aerospike
 import pytest
 from aerospike import exception as ex
+from aerospike_helpers.operations import list_operations as lo
+from aerospike_helpers.operations import map_operations as mo
 from aerospike_helpers.operations import operations as op
 
 from cluster.deploy.local import LocalNode, free_port_block, info_request, recv_exact
@@ -134,22 +136,50 @@ def test_operate_delete_on_a_missing_record_is_not_found(aero):
         aero.operate((NS, SET, "never-written"), [op.delete()])
 
 
-def test_udf_apply_and_register_are_refused_as_unsupported(node, tmp_path):
-    # the client copies a registered module into its lua user path: keep it in tmp_path
-    aero = aerospike.client({"hosts": [node.address], "lua": {"user_path": str(tmp_path)}}).connect()
-    try:
-        aero.put((NS, SET, "udf"), {"a": 1})
-        with pytest.raises(ex.AerospikeError) as caught:
-            aero.apply((NS, SET, "udf"), "module", "function", [1])
-        assert caught.value.code == ResultCode.UNSUPPORTED_FEATURE
-        assert aero.get((NS, SET, "udf"))[1]["gen"] == 1  # nothing was written
-        script = tmp_path / "module.lua"
-        script.write_text("function f(rec) return 1 end\n")
-        with pytest.raises(ex.AerospikeError) as caught:
-            aero.udf_put(str(script))
-        assert caught.value.code == ResultCode.UNSUPPORTED_FEATURE
-    finally:
-        aero.close()
+# Which ops answer, as the real server (CE 8.1) does, issue #14. The client asks for every
+# op's answer (RESPOND_ALL_OPS) only when a map op is in the request.
+@pytest.mark.parametrize("ops, ordered_answer", [
+    ([lo.list_set("l", 1, 9)], []),
+    ([lo.list_clear("l"), lo.list_append("l", 5)], [("l", 1)]),
+    ([lo.list_sort("l"), op.read("l")], [("l", [1, 2, 3])]),
+    ([lo.list_remove_by_index("l", 0, aerospike.LIST_RETURN_NONE), op.read("l")], [("l", [1, 2])]),
+    ([lo.list_set("l", 0, 9), mo.map_put("m", "b", 2)], [("l", None), ("m", 2)]),
+    # reads only (the read path): a missing bin, a CDT read without a value
+    ([lo.list_size("missing"), op.read("l")], [("l", [3, 1, 2])]),
+    ([lo.list_get_by_index("l", 0, aerospike.LIST_RETURN_NONE)], []),
+    ([lo.list_size("missing"), mo.map_size("missing")], [("missing", None), ("missing", None)]),
+    # a write request (list_append): a CDT read of an existing bin answers, even without a value
+    ([lo.list_append("l", 4), lo.list_size("missing"), lo.list_get_by_index("l", 0, aerospike.LIST_RETURN_NONE)],
+     [("l", 4), ("l", None)]),
+], ids=["list_set", "clear+append", "sort+read", "remove NONE+read", "with a map op", "read missing bin",
+        "read NONE", "reads with a map op", "write+reads"])
+def test_ops_without_a_result_answer_only_when_every_answer_is_asked_for(aero, ops, ordered_answer):
+    key = (NS, SET, "answers")
+    aero.put(key, {"l": [3, 1, 2], "m": {"a": 1}})
+    assert aero.operate_ordered(key, ops)[2] == ordered_answer
+
+
+@pytest.mark.parametrize("operator", [aerospike.OPERATOR_PREPEND, aerospike.OPERATOR_APPEND, aerospike.OPERATOR_INCR])
+@pytest.mark.parametrize("bins", [{"no": 3}, {"other": 1}], ids=["int bin", "missing bin"])
+def test_a_modify_op_with_a_null_value_is_a_parameter_error(aero, operator, bins):
+    key = (NS, SET, "null-modify")
+    aero.put(key, bins)
+    with pytest.raises(ex.InvalidRequest) as caught:  # 4, before the server looks at the bin
+        aero.operate(key, [{"op": operator, "bin": "no", "val": aerospike.null()}])
+    assert caught.value.code == ResultCode.PARAMETER
+
+
+def test_rank_range_of_an_unordered_list_in_the_servers_heap_order(aero):
+    key = (NS, SET, "rank-order")
+    aero.put(key, {"l": [7, 6, 5, 8, 9, 10]})
+    value = aerospike.LIST_RETURN_VALUE
+    assert aero.operate_ordered(key, [
+        lo.list_get_by_rank_range("l", 0, value, 3),
+        lo.list_get_by_rank_range("l", 3, value, 3),
+        lo.list_get_by_value_rank_range_relative("l", 6, 1, value, 3),
+        lo.list_remove_by_rank_range("l", 1, value, 4),
+    ])[2] == [("l", [7, 6, 5]), ("l", [8, 9, 10]), ("l", [7, 8, 9]), ("l", [9, 8, 7, 6])]
+    assert aero.get(key)[2] == {"l": [5, 10]}
 
 
 def test_secondary_index_creation_is_refused(aero):
