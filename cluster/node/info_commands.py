@@ -9,13 +9,13 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from cluster.core import sindex
 from cluster.node.config import NAMESPACE, NETWORK, SERVICE, STORAGE, ConfigError
-from cluster.storage.record import CITRUSLEAF_EPOCH, now_cl_ms
+from cluster.node.query import count_entries
+from cluster.storage.record import CITRUSLEAF_EPOCH, now_cl_ms, now_cl_seconds
 from cluster.wire import proto
 from cluster.wire.info import build_request, error_value, parse_command
 from cluster.wire.result_codes import ResultCode
-
-UNSUPPORTED_FEATURE = int(ResultCode.UNSUPPORTED_FEATURE)
 
 if TYPE_CHECKING:
     from cluster.node.server import Node
@@ -121,11 +121,14 @@ class InfoHandler:
             "udf-get": lambda a, k: node.udf.registry.get(k),
             "udf-list": lambda a, k: node.udf.registry.list(),
             "udf-merge": self._udf_merge,  # ours: one node telling another (see _udf_change)
-            # not implemented: refused as the transactions refuse index queries
-            "sindex-create": self._unsupported("secondary indexes"),
-            "sindex-delete": self._unsupported("secondary indexes"),
             "bins": lambda a, k: "",
-            "sindex": lambda a, k: "",
+            "sindex-create": self._sindex_create,
+            "sindex-delete": self._sindex_delete,
+            "sindex": self._sindex,  # the pre-8.1 listing and stats: sindex[/ns[/name]]
+            "sindex-list": self._sindex_list,
+            "sindex-stat": self._sindex_stat,
+            "sindex-exists": self._sindex_exists,
+            "sindex-merge": self._sindex_merge,  # ours: one node telling another (see _share_sindex)
             "statistics": lambda a, k: _kv({key: _fmt(v) for key, v in node.statistics().items()}),
             "get-config": self._get_config,
             "set-config": self._set_config,
@@ -149,16 +152,10 @@ class InfoHandler:
             return error_value(4, "unrecognized command")
         try:
             return handler(args, kv)
-        except InfoError as exc:
+        except (InfoError, sindex.SindexError) as exc:
             return error_value(exc.code, str(exc))
         except ConfigError as exc:
             return error_value(4, str(exc))
-
-    @staticmethod
-    def _unsupported(what: str) -> Callable[[list[str], dict[str, str]], str]:
-        def refuse(args, kv) -> str:
-            raise InfoError(UNSUPPORTED_FEATURE, f"{what} are not implemented")
-        return refuse
 
     def _sets(self, args, kv) -> str:
         """`sets[/ns[/set]]`: one `ns=..:set=..:objects=..` entry per set that holds records
@@ -297,11 +294,93 @@ class InfoHandler:
         self._send_to_peers([f"truncate-merge:namespace={ns.name};set={set_name};lut={lut};stamp={stamp}"])
 
     def share_truncations(self) -> None:
-        """After every exchange: our entries to every member, so that a node that was away
-        when a truncate (or undo) was issued takes it, and none brings truncated data back."""
+        """After every exchange: our namespaces' system metadata to every member — truncate
+        entries, so that a node that was away when a truncate (or undo) was issued takes it
+        and none brings truncated data back, and secondary-index entries (deletes included),
+        so that every member, one that joins later too, serves the same indexes."""
+        namespaces = self.node.namespaces.values()
         self._send_to_peers([f"truncate-merge:namespace={ns.name};set={set_name};lut={lut};stamp={stamp}"
-                             for ns in self.node.namespaces.values()
-                             for set_name, (lut, stamp) in ns.truncation.items()])
+                             for ns in namespaces for set_name, (lut, stamp) in ns.truncation.items()]
+                            + [f"sindex-merge:namespace={ns.name};key={key};name={name or ''};stamp={stamp}"
+                               for ns in namespaces for key, (name, stamp) in ns.sindexes.entries.items()])
+
+    # -- secondary indexes: SMD module "sindex" on the server; shared here like truncate --
+
+    def _sindex_create(self, args, kv) -> str:
+        ns_name, name, index = sindex.parse_create(kv)
+        ns = self.node.namespaces.get(ns_name)
+        if ns is None:  # the server's SMD takes it and no node applies it: the client's wait fails
+            return "ok"
+        key = ns.sindexes.create(name, index)
+        if key is not None:
+            self._share_sindex(ns, key, name)
+        return "ok"
+
+    def _sindex_delete(self, args, kv) -> str:
+        name, ns = sindex.indexname_param(kv), self.node.namespaces.get(sindex.namespace_param(kv))
+        key = ns.sindexes.delete(name) if ns is not None else None
+        if key is not None:
+            self._share_sindex(ns, key, None)
+        return "ok"  # deleting what does not exist is ok, as on the server
+
+    def _local_ns(self, kv: dict[str, str], required: bool = True):
+        if not required and not ({"namespace", "ns"} & kv.keys()):
+            return None
+        ns = self.node.namespaces.get(sindex.namespace_param(kv))
+        if ns is None:
+            raise InfoError(int(ResultCode.NAMESPACE_NOT_FOUND), "namespace not found on node")
+        return ns
+
+    def _sindex_list(self, args, kv) -> str:
+        if kv.get("b64", "false") not in ("true", "false"):
+            raise InfoError(4, "bad b64")
+        ns = self._local_ns(kv, required=False)
+        return self._listing([ns] if ns is not None else self.node.namespaces.values())
+
+    @staticmethod
+    def _listing(namespaces) -> str:
+        """Contexts are listed in base64 (the server shows them decoded unless b64=true)."""
+        return ";".join(index.listing(ns.name, name) for ns in namespaces for name, index in ns.sindexes.live().items())
+
+    def _sindex(self, args, kv) -> str:
+        if not args:
+            return self._listing(self.node.namespaces.values())
+        ns = self.node.namespaces.get(args[0])
+        if ns is None:
+            return "ns_type=unknown"
+        return self._listing([ns]) if len(args) == 1 else self._stats(ns, "/".join(args[1:]))
+
+    def _sindex_stat(self, args, kv) -> str:
+        ns = self._local_ns(kv)
+        return self._stats(ns, sindex.indexname_param(kv))
+
+    def _sindex_exists(self, args, kv) -> str:
+        name, ns = sindex.indexname_param(kv), self._local_ns(kv)
+        return str(name in ns.sindexes.live()).lower()
+
+    def _stats(self, ns, name: str) -> str:
+        """An index's statistics. Ours is complete the moment it exists (there is nothing to
+        build: queries test records as they go), so load_pct is 100 at once; entries counts
+        what the index would hold for this node's records (a walk over them)."""
+        index = ns.sindexes.live().get(name)
+        if index is None:
+            raise InfoError(sindex.INDEX_NOT_FOUND, "no index")
+        entries = count_entries(index, ns.storage, now_cl_seconds())
+        return _kv({"entries": entries, "load_pct": 100, "load_time": 0, "stat_gc_recs": 0})
+
+    def _sindex_merge(self, args, kv) -> str:
+        ns = self._truncate_ns(kv)
+        if not kv.get("stamp", "").isdigit() or not kv.get("key"):
+            raise InfoError(4, "sindex-merge needs key= and stamp=")
+        ns.merge_sindex(kv["key"], kv.get("name") or None, int(kv["stamp"]))
+        return "ok"
+
+    def _share_sindex(self, ns, key: str, name: str | None) -> None:
+        """Take the entry here (persisted before the reply) and tell every cluster member; a
+        member that misses it gets it from share_truncations after its next exchange."""
+        stamp = ns.sindexes.next_stamp(key, now_cl_ms())
+        ns.merge_sindex(key, name, stamp)
+        self._send_to_peers([f"sindex-merge:namespace={ns.name};key={key};name={name or ''};stamp={stamp}"])
 
     # -- UDF modules: the server keeps them in SMD too; shared as truncate entries are ----
 

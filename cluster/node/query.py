@@ -10,8 +10,9 @@ index lookup returns. Both yield (digest, meta, payload, bval); bval is None for
 from collections.abc import Iterator
 
 from cluster.core import bins as binops
-from cluster.core.sindex import FIELD_BVAL_ARRAY, IndexQuery
+from cluster.core.sindex import FIELD_BVAL_ARRAY, IndexDef, IndexQuery
 from cluster.storage.engine import StorageEngine
+from cluster.wire.digest import N_PARTITIONS
 from cluster.wire.result_codes import AerospikeError, ResultCode
 
 Resume = tuple[bytes | None, int | None]  # (digest, bval) the partition resumes after
@@ -52,3 +53,12 @@ def query_partition(query: IndexQuery, storage: StorageEngine, pid: int, now_s: 
     after_digest, after_bval = after
     return [(digest, meta, payload, bval) for bval, digest, meta, payload in matches
             if after_digest is None or (bval, digest) > (after_bval, after_digest)]
+
+
+def count_entries(index: IndexDef, storage: StorageEngine, now_s: int) -> int:
+    """How many entries the index would hold for the records stored here (distinct values
+    per record), for its `entries` statistic."""
+    steps = index.steps()
+    return sum(len(set(index.values(binops.decode_payload(payload)[0], steps)))
+               for pid in range(N_PARTITIONS)
+               for _d, _meta, payload, _ in scan_partition(storage, pid, now_s, index.set_name, (None, None)))
