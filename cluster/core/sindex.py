@@ -116,6 +116,33 @@ class IndexDef:
         """The context as cdt/context.py steps (None without one)."""
         return cdt_context.parse(unpack(base64.b64decode(self.context))) if self.context else None
 
+    def values(self, record_bins: dict[str, tuple[int, bytes]], steps: list | None) -> list:
+        """What a record puts in this index (sindex.c sbins_from_bin): the bin's value, or the
+        element its context leads to, if of the key type; for a list index each element of a
+        list, for a map index each key / value of a map, that is of the key type. Strings and
+        blobs come with their particle-type prefix."""
+        found = record_bins.get(self.bin_name)
+        if found is None:
+            return []
+        value = from_particle(*found)
+        if steps is not None:
+            if not isinstance(value, (CdtList, CdtMap)):
+                return []
+            try:
+                value = cdt_context.find(value, steps, modify=False).value
+            except AerospikeError:
+                return []
+        if isinstance(value, CdtList):
+            elements = value if self.itype == LIST else ()
+        elif isinstance(value, CdtMap):
+            elements = (value.items.keys() if self.itype == MAPKEYS
+                        else value.items.values() if self.itype == MAPVALUES else ())
+        else:
+            elements = (value,) if self.itype == DEFAULT else ()
+        if self.ktype == NUMERIC:
+            return [e for e in elements if isinstance(e, int) and not isinstance(e, bool)]
+        return [e for e in elements if isinstance(e, bytes) and e[:1] == bytes((self.ktype,))]
+
     def listing(self, ns: str, name: str) -> str:
         """One `sindex-list` entry (ours are always readable: nothing to build)."""
         ktype = next(n for n, t in KTYPE_NAMES.items() if t == self.ktype)
@@ -280,36 +307,10 @@ class IndexQuery:
 
     def bval(self, record_bins: dict[str, tuple[int, bytes]]) -> int | None:
         """The record's (lowest) matching bval, None if it does not match."""
-        found = record_bins.get(self.index.bin_name)
-        if found is None:
-            return None
-        value = from_particle(*found)
-        steps = self.steps
-        if steps is not None:
-            if not isinstance(value, (CdtList, CdtMap)):
-                return None
-            try:
-                value = cdt_context.find(value, steps, modify=False).value
-            except AerospikeError:
-                return None
-        itype = self.index.itype
-        if isinstance(value, CdtList):
-            elements = value if itype == LIST else ()
-        elif isinstance(value, CdtMap):
-            elements = value.items.keys() if itype == MAPKEYS else value.items.values() if itype == MAPVALUES else ()
-        else:
-            elements = (value,) if itype == DEFAULT else ()
-        bvals = [b for b in map(self._element_bval, elements) if b is not None]
-        return min(bvals) if bvals else None
-
-    def _element_bval(self, element) -> int | None:
+        values = self.index.values(record_bins, self.steps)
         if self.index.ktype == NUMERIC:
-            if isinstance(element, int) and not isinstance(element, bool) and self.low <= element <= self.high:
-                return element
-            return None
-        if isinstance(element, bytes) and element == self.value:
-            return bval_of_bytes(element[1:])
-        return None
+            return min((v for v in values if self.low <= v <= self.high), default=None)
+        return bval_of_bytes(self.value[1:]) if self.value in values else None
 
 
 def has_index_filter(fields: dict[int, bytes]) -> bool:
