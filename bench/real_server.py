@@ -7,7 +7,9 @@ same lifetime rules (a process group of its own, killed with its runner, stopped
 SIGTERM then SIGKILL, the run directory removed). Each node gets an aerospike.conf written
 from those settings into its own directory, with what 8.1 requires on loopback: a
 `cluster-name`, an existing `<work-directory>/smd`, `access-address 127.0.0.1`, a memory
-namespace's `data-size` >= 512M and `nsup-period` > 0 (else writes with a TTL are refused).
+namespace's `data-size` >= 512M, `nsup-period` > 0 (else writes with a TTL are refused),
+a heartbeat `connect-timeout-ms` <= interval × timeout / 3, no `rack-id` (enterprise-only);
+and the node id ours would take, so asd needs no network interface to derive one.
 
     asd = real_server.asd_path(args.asd)          # --asd PATH, else $ASD_BIN, else None
     with RealCluster(asd, nodes=4, rf=2, settings=[...]) as rc: ...
