@@ -113,10 +113,12 @@ def _create(bins: Bins, name: str, ptype: int, value: bytes) -> bool:
     """A modify op on a missing bin creates it with the op's value, whatever its type (as the
     server does: INCR of a string on a new bin stores the string). True if it did."""
     check_bin_name(name)
+    if ptype == _NULL or ptype not in particles.KNOWN_TYPES:
+        # the server checks the op's particle type before it looks at the bin (NULL is
+        # not a type a value can have: particle.c's safe_particle_type)
+        raise AerospikeError(ResultCode.PARAMETER, f"particle type {ptype} cannot modify bin {name!r}")
     if name in bins:
         return False
-    if ptype == _NULL:
-        raise AerospikeError(ResultCode.INCOMPATIBLE_TYPE, f"no value to modify bin {name!r} with")
     particles.validate(ptype, value)
     bins[name] = (ptype, value)
     return True

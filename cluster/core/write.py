@@ -61,9 +61,15 @@ def all_bins(record_bins: binops.Bins) -> list[Op]:
     return [Op(OpType.READ, ptype, name, value) for name, (ptype, value) in record_bins.items()]
 
 
+def _nil(op: Op) -> Op:
+    """The answer of an op that has no value: the op's bin with a NULL particle."""
+    return Op(op.op, ParticleType.NULL, op.name)
+
+
 def read_op(record_bins: binops.Bins, op: Op, record: RecordImage | None = None, now_ms: int = 0) -> list[Op]:
-    """The bins one read op returns. `record` (the live copy, None if the write creates it)
-    and the clock are what expressions may read besides the bins."""
+    """The bins one read op returns (a CDT or expression read without a value: a NULL bin).
+    `record` (the live copy, None if the write creates it) and the clock are what
+    expressions may read besides the bins."""
     if op.op == OpType.CDT_READ:
         return cdt.read(record_bins, op)
     if op.op == OpType.EXP_READ:
@@ -76,6 +82,17 @@ def read_op(record_bins: binops.Bins, op: Op, record: RecordImage | None = None,
         return all_bins(record_bins)
     found = record_bins.get(op.name)
     return [Op(OpType.READ, found[0], op.name, found[1])] if found else []
+
+
+def write_read_answers(record_bins: binops.Bins, op: Op, record: RecordImage | None, now_ms: int,
+                       respond_all: bool) -> list[Op]:
+    """What a read op inside a write request answers, as the server's write path does
+    (write.c, process_bin_read_op): a read of a missing bin, plain or CDT, answers nothing
+    unless the client asked for RESPOND_ALL_OPS (then NULL); a CDT or expression read of
+    an existing bin always answers, NULL when it has no value."""
+    if op.op in (OpType.READ, OpType.CDT_READ) and op.name and op.name not in record_bins:
+        return [_nil(op)] if respond_all else []
+    return read_op(record_bins, op, record, now_ms)
 
 
 def check_generation(current: RecordImage, info2: int, generation: int) -> None:
@@ -139,7 +156,7 @@ def write(current: RecordImage | None, digest: bytes, msg: Message, set_name: st
     for op in msg.ops:
         code = op.op
         if code in READS:
-            out.extend(read_op(record_bins, op, live, now_ms))
+            out.extend(write_read_answers(record_bins, op, live, now_ms, respond_all))
             continue
         if code == OpType.WRITE:
             binops.write(record_bins, op.name, op.ptype, op.value)
@@ -153,7 +170,9 @@ def write(current: RecordImage | None, digest: bytes, msg: Message, set_name: st
             needs_record = True
             record_bins.clear()
         elif code == OpType.CDT_MODIFY:
-            out.extend(cdt.modify(record_bins, op))
+            # a CDT modify without a result (list_set, clear, sort, return type NONE ...)
+            # answers nothing unless the client asked for every op's answer
+            out.extend(a for a in cdt.modify(record_bins, op) if respond_all or a.ptype != ParticleType.NULL)
             continue
         elif code == OpType.EXP_MODIFY:
             expressions.modify(record_bins, op, live, now_ms)
@@ -162,7 +181,7 @@ def write(current: RecordImage | None, digest: bytes, msg: Message, set_name: st
         else:
             raise AerospikeError(ResultCode.PARAMETER, f"unknown op {code}")
         if respond_all and code != OpType.TOUCH:
-            out.append(Op(code, ParticleType.NULL, op.name))
+            out.append(_nil(op))
 
     if not record_bins:
         # A write that leaves no bins deletes the record.

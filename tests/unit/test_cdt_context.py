@@ -80,7 +80,7 @@ def test_a_change_inside_an_ordered_list_keeps_it_sorted():
 
 def test_public_api_for_other_modules():
     value = V.from_python({"a": [3, 1, 2]})
-    assert cdt.apply_read(value, L["get_by_rank_range"], [VALUE, 0, 2], ctx=[MAP_KEY, b"\x03a"]) == [1, 2]
+    assert cdt.apply_read(value, L["get_by_rank_range"], [VALUE, 0, 2], ctx=[MAP_KEY, b"\x03a"]) == [2, 1]
     top, result = cdt.apply_modify(value, L["clear"], [], ctx=[MAP_KEY, b"\x03a"])
     assert result is cdt.NO_RESULT and V.to_python(top) == {"a": []}
     top, result = cdt.apply_modify(None, M["put"], [b"\x03k", 1])

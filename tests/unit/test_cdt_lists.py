@@ -154,10 +154,41 @@ def test_get_by_rank():
     bins = bin_of([5, 1, 9, 3])
     assert run(bins, OP["get_by_rank"], VALUE, 0) == 1
     assert run(bins, OP["get_by_rank"], INDEX, -1) == 2
-    assert run(bins, OP["get_by_rank_range"], VALUE, 1, 2) == [3, 5]
+    assert run(bins, OP["get_by_rank_range"], VALUE, 1, 2) == [5, 3]  # the server's heap order
     assert run(bins, OP["get_by_rank_range"], VALUE | INVERTED, 1, 2) == [1, 9]
     assert run(bins, OP["get_by_rank_range"], INDEX, -2) == [0, 2]
     assert run(bins, OP["get_by_rank_range"], RANK, 1, 2) == [1, 2]
+
+
+# What the real server (CE 8.1) answers for an unordered list: a rank range nearer the low
+# ranks comes back in descending order, one nearer the top ascending (its order heap), and
+# among equal values the heap decides which one a rank picks.
+@pytest.mark.parametrize("values, rank, count, expected", [
+    ([7, 6, 5, 8, 9, 10], 0, 3, [7, 6, 5]),
+    ([7, 6, 5, 8, 9, 10], 2, 2, [8, 7]),
+    ([7, 6, 5, 8, 9, 10], 0, 6, [10, 9, 8, 7, 6, 5]),
+    ([7, 6, 5, 8, 9, 10], 1, 4, [9, 8, 7, 6]),
+    ([7, 6, 5, 8, 9, 10], 3, 3, [8, 9, 10]),
+    ([7, 6, 5, 8, 9, 10], -2, 2, [9, 10]),
+    ([5, 1, 9, 3], 0, 4, [9, 5, 3, 1]),
+    ([5, 1, 9, 3], 1, 3, [3, 5, 9]),
+])
+def test_rank_range_values_come_in_the_servers_heap_order(values, rank, count, expected):
+    assert run(bin_of(values), OP["get_by_rank_range"], VALUE, rank, count) == expected
+
+
+@pytest.mark.parametrize("rank, count, indexes, left", [
+    (0, 1, [1], [5, 5, 1, 5, 2, 5, [1, 2]]),
+    (3, 1, [4], [5, 1, 1, 5, 2, 5, [1, 2]]),
+    (6, 1, [0], [1, 5, 1, 5, 2, 5, [1, 2]]),
+    (2, 3, [0, 4, 5], [5, 1, 1, 5, [1, 2]]),
+    (3, 3, [2, 4, 6], [5, 1, 1, 2, [1, 2]]),
+])
+def test_rank_range_among_equal_values_picks_what_the_server_picks(rank, count, indexes, left):
+    assert run(bin_of([5, 1, 5, 1, 5, 2, 5]), OP["get_by_rank_range"], INDEX, rank, count) == indexes
+    bins = bin_of([5, 1, 5, 1, 5, 2, 5, [1, 2]])
+    run(bins, OP["remove_by_rank_range"], NONE, rank, count)
+    assert stored(bins) == left
 
 
 def test_get_by_value_and_value_list():
@@ -185,10 +216,10 @@ def test_relative_rank_range():
     bins = bin_of([0, 4, 5, 9, 11, 15])
     # the client documentation's examples: value 5, rank -1 / 0 / 1 ...
     assert run(bins, OP["get_by_value_rel_rank_range"], VALUE, 5, 0) == [5, 9, 11, 15]
-    assert run(bins, OP["get_by_value_rel_rank_range"], VALUE, 5, 0, 2) == [5, 9]
-    assert run(bins, OP["get_by_value_rel_rank_range"], VALUE, 5, -1, 2) == [4, 5]
+    assert run(bins, OP["get_by_value_rel_rank_range"], VALUE, 5, 0, 2) == [9, 5]  # heap order
+    assert run(bins, OP["get_by_value_rel_rank_range"], VALUE, 5, -1, 2) == [5, 4]
     assert run(bins, OP["get_by_value_rel_rank_range"], VALUE, 3, 3) == [11, 15]
-    assert run(bins, OP["get_by_value_rel_rank_range"], VALUE, 3, -3) == [0, 4, 5, 9, 11, 15]
+    assert run(bins, OP["get_by_value_rel_rank_range"], VALUE, 3, -3) == [15, 11, 9, 5, 4, 0]
 
 
 def test_remove_by_variants_answer_then_remove():

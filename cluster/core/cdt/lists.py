@@ -172,10 +172,59 @@ def pick_index_range(n: int, index: int, count: int, multi: bool) -> tuple[list[
     return list(range(start, start + cnt)), (start, cnt)
 
 
-def pick_rank_range(els: R.Elements, rank: int, count: int, multi: bool) -> tuple[list[int], tuple[int, int]]:
-    positions, span = pick_index_range(len(els), rank, count, multi)
-    order = els.by_rank()
-    return [order[p] for p in positions], span
+def pick_rank_range(els: R.Elements, rank: int, count: int, multi: bool,
+                    ordered: bool = False) -> tuple[list[int], tuple[int, int]]:
+    """The elements of ranks rank .. rank+count-1. In an ordered list index is rank; in an
+    unordered one the server selects them with a heap (see `heap_select`), and the values
+    come back in the order that heap leaves them."""
+    positions, (start, cnt) = pick_index_range(len(els), rank, count, multi)
+    if ordered:
+        return positions, (start, cnt)
+    return heap_select(els.values, start, cnt), (start, cnt)
+
+
+def heap_select(values: list, start: int, count: int) -> list[int]:
+    """Indexes of the elements of ranks start .. start+count-1 of an unordered list, in the
+    order the server answers them (cdt.c, order_heap_init_build_by_range_temp).
+
+    The server heapifies all indexes and pops from the nearer end: a min-heap when the
+    range is nearer the lowest ranks (pop `start` + count smallest), else a max-heap. Each
+    popped index goes to the back of the array, so the range reads from the last popped:
+    descending ranks from a min-heap, ascending from a max-heap (so ranks 0..2 of
+    [7, 6, 5, 8, 9, 10] are [7, 6, 5], ranks 3..5 are [8, 9, 10]). Equal values are
+    not ordered by index: which of them a range takes is the heap's doing, reproduced
+    here step by step so that INDEX answers and removals match too."""
+    n = len(values)
+    tail = n - start - count
+    want, pops = (-1, start + count) if start <= tail else (1, tail + count)
+    heap = list(range(n))
+    filled = n
+
+    def cmp(i: int, j: int) -> int:
+        return compare(values[i], values[j])
+
+    def sift_down(at: int) -> None:
+        while True:
+            child = 2 * at + 1
+            if child >= filled:
+                return
+            # the right child only if it is strictly better (ties go left, as the server)
+            if child + 1 < filled and cmp(heap[child], heap[child + 1]) not in (want, 0):
+                child += 1
+            if cmp(heap[child], heap[at]) != want:
+                return
+            heap[at], heap[child] = heap[child], heap[at]
+            at = child
+
+    for at in range(n // 2 - 1, -1, -1):
+        sift_down(at)
+    for end in range(n - 1, n - 1 - pops, -1):
+        top = heap[0]
+        filled -= 1
+        heap[0] = heap[filled]
+        sift_down(0)
+        heap[end] = top
+    return heap[filled:filled + count]
 
 
 def pick_value_interval(values: list, start, end, *, end_given: bool) -> list[int]:
@@ -201,13 +250,11 @@ def below(values: list, value) -> int:
     return sum(1 for v in values if compare(v, value) < 0)
 
 
-def pick_rel_rank(els: R.Elements, value, rank: int, count: int) -> tuple[list[int], tuple[int, int]]:
+def pick_rel_rank(els: R.Elements, value, rank: int, count: int,
+                  ordered: bool) -> tuple[list[int], tuple[int, int]]:
     """Ranks counted from where `value` would sort (the number of elements below it)."""
-    anchor = below(els.values, value)
-    start, cnt = R.relative_range(anchor, rank, count)
-    order = els.by_rank()
-    picked = order[start:start + cnt]
-    return picked, (start, len(picked))
+    start, cnt = R.relative_range(below(els.values, value), rank, count)
+    return pick_rank_range(els, start, cnt, True, ordered)
 
 
 def removed_set(rt: R.ReturnType, n: int, picked: list[int]) -> set[int]:
@@ -268,7 +315,8 @@ def apply(lst: CdtList, name: str, a: list):
     els = R.Elements(list(lst))
     rank_span, order = None, "index"
     if what in ("rank", "rank_range"):
-        picked, rank_span = pick_rank_range(els, a[1], 1 if what == "rank" else _count(a[2]), rt.multi)
+        count = 1 if what == "rank" else _count(a[2])
+        picked, rank_span = pick_rank_range(els, a[1], count, rt.multi, lst.ordered)
         order = "rank"
     elif what == "value":
         picked = pick_equal(els.values, a[1])
@@ -281,7 +329,7 @@ def apply(lst: CdtList, name: str, a: list):
         picked = pick_value_interval(els.values, a[1], a[2], end_given=a.given(2))
         rank_span = (below(els.values, a[1]), len(picked))
     elif what == "value_rel_rank_range":
-        picked, rank_span = pick_rel_rank(els, a[1], a[2], _count(a[3]))
+        picked, rank_span = pick_rel_rank(els, a[1], a[2], _count(a[3]), lst.ordered)
         order = "rank"
     else:
         raise bad(f"unknown list op {name}")
