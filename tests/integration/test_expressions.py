@@ -205,3 +205,61 @@ def test_geojson_bins_are_read_as_they_are(client):
     assert bins["g"].unwrap() == point.unwrap()
     is_geo = {"expressions": exp.Eq(exp.BinType("g"), aerospike.AS_BYTES_GEOJSON).compile()}
     assert client.get(key, policy=is_geo)[2]["g"].unwrap() == point.unwrap()
+
+
+# Geo comparisons (CmpGeo), answered as the real server (CE 8.1, S2 geometry) answers them.
+_SQUARE = [[2.0, 48.0], [3.0, 48.0], [3.0, 49.0], [2.0, 49.0], [2.0, 48.0]]  # counter-clockwise
+_HOLE = [[2.4, 48.4], [2.6, 48.4], [2.6, 48.6], [2.4, 48.6], [2.4, 48.4]]
+_GEO = {
+    "in the square": {"type": "Point", "coordinates": [2.2, 48.2]},
+    "in the hole": {"type": "Point", "coordinates": [2.5, 48.5]},
+    "outside": {"type": "Point", "coordinates": [3.5, 48.5]},
+    "square": {"type": "Polygon", "coordinates": [_SQUARE]},
+    "square clockwise": {"type": "Polygon", "coordinates": [_SQUARE[::-1]]},
+    "square with a hole": {"type": "Polygon", "coordinates": [_SQUARE, _HOLE]},
+    "two squares": {"type": "MultiPolygon", "coordinates": [[_HOLE], [[[3.2, 48.2], [3.8, 48.2], [3.8, 48.8],
+                                                                      [3.2, 48.8], [3.2, 48.2]]]]},
+    "1 km circle": {"type": "AeroCircle", "coordinates": [[2.2, 48.2], 1000]},
+    "near the circle": {"type": "Point", "coordinates": [2.2, 48.2089]},  # 990 m north
+    "beyond the circle": {"type": "Point", "coordinates": [2.2, 48.2091]},  # 1012 m north
+    "feature": {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [_SQUARE]}},
+}
+
+
+@pytest.mark.parametrize("candidate, query, matches", [
+    ("in the square", "square", True),
+    ("in the square", "square clockwise", True),  # a loop's inside is its smaller side
+    ("outside", "square", False),
+    ("in the hole", "square", True),
+    ("in the hole", "square with a hole", False),
+    ("in the square", "square with a hole", True),
+    ("outside", "two squares", True),
+    ("in the square", "two squares", False),
+    ("near the circle", "1 km circle", True),
+    ("beyond the circle", "1 km circle", False),
+    ("in the square", "feature", True),
+    ("square", "in the square", True),  # a region containing a point
+    ("1 km circle", "near the circle", True),
+    ("square", "outside", False),
+    ("in the square", "in the square", False),  # two points, two regions: never
+    ("square", "square", False),
+])
+def test_geo_comparison(client, candidate, query, matches):
+    key = (NS, "geo", f"cmp-{candidate}-{query}")
+    client.put(key, {"g": aerospike.GeoJSON(_GEO[candidate]), "q": aerospike.GeoJSON(_GEO[query])})
+    policy = {"expressions": exp.CmpGeo(exp.GeoBin("g"), aerospike.GeoJSON(_GEO[query])).compile()}
+    assert code_of(lambda: client.get(key, policy=policy)) == (ResultCode.OK if matches else ResultCode.FILTERED_OUT)
+    both_bins = {"expressions": exp.CmpGeo(exp.GeoBin("g"), exp.GeoBin("q")).compile()}
+    assert code_of(lambda: client.get(key, policy=both_bins)) == (ResultCode.OK if matches else ResultCode.FILTERED_OUT)
+
+
+def test_geo_comparison_filters_a_query_and_an_operate(client):
+    circle = aerospike.GeoJSON(_GEO["1 km circle"])
+    client.put((NS, "geoq", 1), {"id": 1, "point": aerospike.GeoJSON(_GEO["near the circle"])})
+    client.put((NS, "geoq", 2), {"id": 2, "point": aerospike.GeoJSON(_GEO["outside"])})
+    query = client.query(NS, "geoq")
+    found = query.results({"expressions": exp.CmpGeo(exp.GeoBin("point"), circle).compile()})
+    assert [bins["id"] for _, _, bins in found] == [1]
+    client.operate((NS, "geoq", 1), [op.increment("id", 1)],
+                   policy={"expressions": exp.CmpGeo(exp.GeoBin("point"), circle).compile()})
+    assert client.get((NS, "geoq", 1))[2]["id"] == 2

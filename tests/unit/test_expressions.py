@@ -216,8 +216,7 @@ def test_malformed_wire_forms_are_parameter_errors():
 
 
 def test_what_is_not_implemented_is_refused_as_unsupported(wire):
-    geo = aerospike.GeoJSON({"type": "Point", "coordinates": [1, 2]})
-    for e in (exp.CmpGeo(exp.GeoBin("g"), geo), exp.Eq(exp.HLLBin("h"), exp.HLLBin("h")),
+    for e in (exp.Eq(exp.HLLBin("h"), exp.HLLBin("h")),
               exp.Eq(exp.BitCount(0, 8, exp.BlobBin("blob")), 1),
               exp.SelectByPath([cdt_ctx.cdt_ctx_list_index(0)], exp.ResultType.LIST, aerospike.EXP_PATH_SELECT_VALUE,
                                exp.ListBin("l"))):
@@ -343,3 +342,42 @@ def test_deep_nesting_is_refused_not_a_crash():
     with pytest.raises(AerospikeError) as caught:
         compile_filter(nested(300))
     assert caught.value.code == ResultCode.PARAMETER and "nested" in caught.value.message
+
+
+def _geo_bins(**shapes) -> RecordView:
+    """A record whose bins are GeoJSON particles as the client sends them (no cell ids)."""
+    import json
+
+    encoded = {name: (ParticleType.GEOJSON, b"\x00\x00\x00" + json.dumps(shape).encode())
+               for name, shape in shapes.items()}
+    return RecordView(DIGEST, RecordMeta(3, VOID_TIME, LUT, "demo"), binops.encode_payload(encoded, KEY), NOW_MS,
+                      False)
+
+
+_SQUARE = [[2.0, 48.0], [3.0, 48.0], [3.0, 49.0], [2.0, 49.0], [2.0, 48.0]]
+
+
+def test_geo_comparison_point_within_region_and_region_containing_point(wire):
+    inside = {"type": "Point", "coordinates": [2.5, 48.5]}
+    outside = {"type": "Point", "coordinates": [3.5, 48.5]}
+    square = {"type": "Polygon", "coordinates": [_SQUARE]}
+    rec = _geo_bins(inside=inside, outside=outside, square=square, bad={"type": "Nope"})
+    within = exp.CmpGeo(exp.GeoBin("inside"), aerospike.GeoJSON(square))
+    assert value(wire, within, rec) is True
+    assert value(wire, exp.CmpGeo(exp.GeoBin("outside"), aerospike.GeoJSON(square)), rec) is False
+    assert value(wire, exp.CmpGeo(exp.GeoBin("square"), exp.GeoBin("inside")), rec) is True
+    assert value(wire, exp.CmpGeo(exp.GeoBin("inside"), exp.GeoBin("outside")), rec) is False  # two points
+    # a bin the server could not read as GeoJSON, or no such bin: unknown
+    assert value(wire, exp.CmpGeo(exp.GeoBin("bad"), aerospike.GeoJSON(square)), rec) is UNKNOWN
+    assert value(wire, exp.CmpGeo(exp.GeoBin("none"), aerospike.GeoJSON(square)), rec) is UNKNOWN
+
+
+@pytest.mark.parametrize("shape", [
+    {"type": "Nope", "coordinates": [1, 2]},
+    {"type": "Point", "coordinates": [1, 95]},
+    {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]},  # not closed
+    {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 0]]]},  # under 4 points
+    {"type": "AeroCircle", "coordinates": [[1, 2]]},
+])
+def test_a_geojson_constant_the_server_cannot_read_is_a_parameter_error(wire, shape):
+    assert refused(wire, exp.CmpGeo(exp.GeoBin("g"), aerospike.GeoJSON(shape))) == ResultCode.PARAMETER

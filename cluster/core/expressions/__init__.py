@@ -7,10 +7,10 @@ client repeating a filter does not pay for compiling it again). `RecordView` is 
 expression sees of a record. The node decides where a filter applies and what a failing
 one answers (cluster/node/transactions.py); this package only evaluates.
 
-List and map operations inside expressions run on cluster/core/cdt. Not implemented,
-refused with UNSUPPORTED_FEATURE (16): bit and HyperLogLog calls, geo comparisons (op 8),
-HyperLogLog bins or constants, and what only path selection uses (loop variables,
-result_remove).
+List and map operations inside expressions run on cluster/core/cdt, geo comparisons
+(op 8) on geo.py. Not implemented, refused with UNSUPPORTED_FEATURE (16): bit and
+HyperLogLog calls, HyperLogLog bins or constants, and what only path selection uses (loop
+variables, result_remove).
 """
 
 import struct

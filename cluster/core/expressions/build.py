@@ -17,10 +17,11 @@ Arithmetic is in arithmetic.py, lists and maps in lists_maps.py.
 import operator
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 import msgpack
 
-from cluster.core.expressions import lists_maps
+from cluster.core.expressions import geo, lists_maps
 from cluster.core.expressions.arithmetic import ARITHMETIC_OPS
 from cluster.core.expressions.nodes import (
     BLOB,
@@ -148,6 +149,10 @@ class Builder:
             if prefix == ParticleType.BLOB:
                 return constant(body, BLOB)
             if prefix == ParticleType.GEOJSON:
+                try:  # the server reads a GeoJSON constant when it compiles the expression
+                    geo.parse(body)
+                except geo.GeoError as exc:
+                    raise bad(f"GeoJSON constant: {exc}") from None
                 return constant(GEO_PARTICLE_HEAD + body, GEO)
             if prefix == ParticleType.HLL:
                 raise unsupported("HyperLogLog")
@@ -197,6 +202,36 @@ def build_compare(b: Builder, code: int, n: int) -> Node:
                 return UNKNOWN
             return test(a, z)
     return Node(compare, BOOL)
+
+
+@lru_cache(maxsize=1024)
+def _geo_shape(particle: bytes):
+    """The point or region of a GeoJSON value (cached: a scan compares the same constant
+    with every record); UNKNOWN when a bin holds text the server could not read."""
+    try:
+        return geo.parse(geo.json_of_particle(particle))
+    except geo.GeoError:
+        return UNKNOWN
+
+
+def build_cmp_geo(b: Builder, code: int, n: int) -> Node:
+    """The client's CmpGeo(candidate, query): a point within a region or a region
+    containing a point (geo.matches)."""
+    candidate, query = b.args(n, 2, "geo comparison")
+    require(candidate, (GEO,), "geo comparison")
+    require(query, (GEO,), "geo comparison")
+    crun, qrun = candidate.run, query.run
+
+    def cmp_geo(rec):
+        shapes = []
+        for run in (crun, qrun):
+            value = run(rec)
+            shape = UNKNOWN if value is UNKNOWN else _geo_shape(bytes(value))
+            if shape is UNKNOWN:
+                return UNKNOWN
+            shapes.append(shape)
+        return geo.matches(*shapes)
+    return Node(cmp_geo, BOOL)
 
 
 def build_regex(b: Builder, code: int, n: int) -> Node:
@@ -498,7 +533,7 @@ def build_map_parts(b: Builder, code: int, n: int) -> Node:
 OPS: dict[int, Callable[[Builder, int, int], Node]] = {
     0: build_unknown,
     **dict.fromkeys(_COMPARE_OPS, build_compare),
-    7: build_regex,
+    7: build_regex, 8: build_cmp_geo,
     9: build_in_list,
     16: build_logical, 17: build_logical, 18: build_not, 19: build_logical,
     **ARITHMETIC_OPS,
@@ -509,4 +544,4 @@ OPS: dict[int, Callable[[Builder, int, int], Node]] = {
     123: build_cond, 124: build_var, 125: build_let, 126: build_quote, 127: lists_maps.build_call,
 }
 # ops the server has that we refuse as not implemented rather than as malformed
-UNSUPPORTED_OPS = {8: "geo comparison", 100: "result_remove", 122: "loop variables"}
+UNSUPPORTED_OPS = {100: "result_remove", 122: "loop variables"}
