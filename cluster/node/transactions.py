@@ -25,8 +25,10 @@ per request at most (core/expressions caches it), and requests without one do no
 A scan with an index filter (fields 21-26) is a secondary-index query: cluster/core/sindex.py
 says which records match and cluster/node/query.py in which order a partition yields them.
 
-Never ignore a field the client sent: a request carrying one we do not implement (UDFs)
-is refused with UNSUPPORTED_FEATURE (16).
+Never ignore a field the client sent: a request carrying one we do not implement (a UDF
+aggregation) is refused with UNSUPPORTED_FEATURE (16). A record UDF (fields 30-33:
+client.apply, a batch UDF row) runs in cluster/node/udf_modules.py and its change is
+written by core/write.py like any other write.
 """
 
 import asyncio
@@ -41,6 +43,7 @@ from cluster.core.data_plane import PROXY, UNAVAILABLE
 from cluster.core.expressions import Expression, RecordView, compile_filter
 from cluster.core.records import LIVE, RecordImage, image_of, store
 from cluster.core.sindex import FIELD_BVAL_ARRAY, IndexQuery, has_index_filter, parse_query
+from cluster.core.udf.record import UDF_FUNCTION
 from cluster.core.write import Outcome, all_bins, read_op
 from cluster.node.membership_driver import monotonic_ms
 from cluster.node.namespace import Namespace
@@ -68,7 +71,7 @@ _RESULT_COUNTERS = {kind: {ResultCode.OK: f"client_{kind}_success",
                     for kind in ("read", "write", "delete")}
 _ERROR_COUNTERS = {kind: f"client_{kind}_error" for kind in ("read", "write", "delete")}
 # fields we do not evaluate, so a request carrying one is refused rather than run without it
-_UNSUPPORTED_FIELDS = {30: "UDFs", 31: "UDFs", 32: "UDFs", 33: "UDFs"}
+_UNSUPPORTED_FIELDS: dict[int, str] = {}  # none left: record UDFs run, aggregations are refused by scan()
 READ_TOUCH_NEVER = 0xFFFFFFFF  # a read's record_ttl: -1 never touches, 0 the namespace's default (0: never)
 _FAILURE_COUNTERS = {ResultCode.GENERATION: "fail_generation", ResultCode.RECORD_TOO_BIG: "fail_record_too_big",
                      ResultCode.OUT_OF_SPACE: "fail_out_of_space"}
@@ -145,6 +148,7 @@ class Transactions:
         self.max_ms = max_ms  # transaction-max-ms: the deadline when the client sets none
         self.clock = clock or Clock()
         self.latencies = None  # cluster.node.metrics.Latencies while the node serves metrics
+        self.udf = None  # cluster.node.udf_modules.UdfModules: the node sets it
 
     # -- dispatch -------------------------------------------------------------------
 
@@ -243,12 +247,15 @@ class Transactions:
         set_name = fields.get(FieldType.SET, b"").decode("utf-8", errors="replace")
         if len(set_name) > MAX_SET_NAME:
             raise AerospikeError(ResultCode.PARAMETER, "set name longer than 63 bytes")
-        kind = "write" if info2 & Info2.WRITE else "read"
+        udf = UDF_FUNCTION in fields
+        kind = "write" if info2 & Info2.WRITE or udf else "read"
         if kind == "write" and info2 & Info2.DELETE and not ops:
             kind = "delete"
         exp = fields.get(FieldType.FILTER)  # compiled only if a record is there to filter
         try:
-            if kind == "read":
+            if udf:  # the UDF decides the change, core/write.py makes it
+                outcome = self.udf.apply(self, ns, digest, set_name, fields, info2, record_ttl, exp)
+            elif kind == "read":
                 outcome = self._read(ns, digest, info1, ops, record_ttl, exp)
             elif kind == "delete":
                 outcome = self._delete(ns, digest, info2, generation, exp)
@@ -413,6 +420,8 @@ class Transactions:
             raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, "background scans/queries are not implemented")
         ns = self._namespace(msg.fields)
         refuse_unsupported(msg.fields)
+        if UDF_FUNCTION in msg.fields:
+            raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, "UDF aggregations are not implemented")
         for op in msg.ops:
             if op.op != OpType.READ:
                 raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"op {op.op} in a scan")

@@ -1,0 +1,176 @@
+"""Record UDFs in Lua with the official client against node processes: registration
+(udf-put / udf-list / udf-get / udf-remove, with the server's answers), client.apply
+reading and writing records through the one write rule, errors in the FAILURE bin, the
+sandbox and the budget, persistence across a restart, sharing with every member."""
+
+import base64
+import hashlib
+import json
+import time
+
+import aerospike
+import pytest
+from aerospike import exception as ex
+
+from cluster.deploy.local_cluster import LocalCluster
+from tests.conftest import SMALL_DEVICE, wait_until
+
+NS, SET = "test", "udf"
+FAST = ["network.heartbeat.interval=100", "service.quantum-interval-ms=200"]
+
+MODULE = """
+function get(rec, name) return rec[name] end
+function put(rec, name, value)
+  rec[name] = value
+  if aerospike:exists(rec) then aerospike:update(rec) else aerospike:create(rec) end
+  return record.gen(rec)
+end
+function add(rec, name, n) rec[name] = (rec[name] or 0) + n; aerospike:update(rec); return rec[name] end
+function set_no_commit(rec, name, value) rec[name] = value; return 1 end
+function drop_bin(rec, name) rec[name] = nil; aerospike:update(rec); return 0 end
+function remove(rec) return aerospike:remove(rec) end
+function update_missing(rec) rec['x'] = 1; return aerospike:update(rec) end
+function create_existing(rec) rec['x'] = 1; return aerospike:create(rec) end
+function meta(rec) return list{record.gen(rec), record.setname(rec), aerospike:exists(rec), record.numbins(rec)} end
+function digest(rec) return record.digest(rec) end
+function values(rec) return map{l = list{1, "two", 3.5, true}, m = map{k = "v"}, b = bytes(0)} end
+function append(rec, name, value)
+  local l = rec[name]; list.append(l, value); rec[name] = l; aerospike:update(rec); return l
+end
+function with_ttl(rec, ttl) rec['t'] = 1; record.set_ttl(rec, ttl); aerospike:update(rec); return 0 end
+function fail(rec) error("boom") end
+function forever(rec) while true do end end
+function swallow(rec) while true do pcall(function() while true do end end) end end
+function escape(rec) return tostring(os) .. tostring(io) .. tostring(load) .. tostring(string.dump) end
+function logs(rec) info("seen %s", "it"); warn("warned"); debug("dbg"); return 1 end
+"""
+
+
+def register(client, tmp_path, name="udfmod", text=MODULE):
+    path = tmp_path / f"{name}.lua"
+    path.write_text(text)
+    client.udf_put(str(path))
+    return path
+
+
+@pytest.fixture
+def udf_client(node, tmp_path):
+    # the client copies registered modules into its Lua user path: keep that in tmp_path
+    client = aerospike.client({"hosts": [node.address], "lua": {"user_path": str(tmp_path)},
+                               "policies": {"total_timeout": 5000}}).connect()
+    register(client, tmp_path)
+    yield client
+    client.close()
+
+
+def smd_hash(filename: str, text: str) -> str:
+    """The server's udf-list hash: SHA-1 of the module's SMD value (JSON with base64 text)."""
+    value = json.dumps({"content64": base64.b64encode(text.encode()).decode(), "type": "LUA", "name": filename})
+    return hashlib.sha1(value.encode()).hexdigest()
+
+
+def test_register_list_get_remove_with_the_servers_answers(udf_client, node):
+    assert node.info("udf-list") == f"filename=udfmod.lua,hash={smd_hash('udfmod.lua', MODULE)},type=LUA;"
+    assert udf_client.udf_list() == [{"name": "udfmod.lua", "hash": bytearray(smd_hash("udfmod.lua", MODULE).encode()),
+                                      "type": 0, "content": bytearray(b"")}]
+    got = node.info("udf-get:filename=udfmod.lua")
+    assert got == f"type=LUA;content={base64.b64encode(MODULE.encode()).decode()};"
+    assert node.info("udf-get:filename=nope.lua") == "error=not_found"
+    bad = base64.b64encode(b"foo(((").decode()
+    assert node.info(f"udf-put:filename=bad.lua;content={bad};content-len={len(bad)};udf-type=LUA;") == (
+        "error=compile_error;file=bad.lua;line=1;message=" + base64.b64encode(b"unexpected symbol near <eof>").decode())
+    assert node.info(f"udf-put:filename=bad.lua;content={bad};content-len=3;") == "error=invalid_content_len"
+    assert node.info(f"udf-put:filename=bad.lua;content={bad};content-len={len(bad)};udf-type=PY;") == (
+        "error=invalid_udf_type")
+    assert node.info("udf-put:content=Zm9v;content-len=4") == "error=invalid_filename"
+    assert node.info("udf-remove:filename=nope.lua") == "ok"
+    udf_client.udf_remove("udfmod.lua")
+    assert node.info("udf-list") == ""
+    with pytest.raises(ex.UDFError) as caught:
+        udf_client.apply((NS, SET, 1), "udfmod", "get", ["a"])
+    assert caught.value.code == 100 and "UDF: Execution Error 1" in caught.value.msg
+
+
+def test_apply_reads_and_writes_through_the_write_rule(udf_client):
+    key = (NS, SET, "rw")
+    # record.gen is the generation the UDF found (the server's answer): 0 for a new record
+    assert udf_client.apply(key, "udfmod", "put", ["a", 1]) == 0
+    assert udf_client.get(key)[1] == {"ttl": 4294967295, "gen": 1}
+    assert udf_client.apply(key, "udfmod", "add", ["a", 5]) == 6
+    assert udf_client.get(key)[1:] == ({"ttl": 4294967295, "gen": 2}, {"a": 6})
+    assert udf_client.apply(key, "udfmod", "get", ["a"]) == 6
+    assert udf_client.apply(key, "udfmod", "get", ["missing"]) is None
+    assert udf_client.apply(key, "udfmod", "set_no_commit", ["b", 1]) == 1
+    assert udf_client.get(key)[1:] == ({"ttl": 4294967295, "gen": 2}, {"a": 6})  # not committed: not written
+    assert udf_client.apply(key, "udfmod", "meta", []) == [2, SET, True, 1]
+    assert udf_client.apply(key, "udfmod", "digest", []) == aerospike.calc_digest(NS, SET, "rw")
+    udf_client.put(key, {"l": [1, 2]})
+    assert udf_client.apply(key, "udfmod", "append", ["l", 3]) == [1, 2, 3]
+    assert udf_client.get(key)[2]["l"] == [1, 2, 3]
+    assert udf_client.apply(key, "udfmod", "drop_bin", ["a"]) == 0
+    assert "a" not in udf_client.get(key)[2]
+    assert udf_client.apply(key, "udfmod", "with_ttl", [1000]) == 0
+    assert 990 <= udf_client.get(key)[1]["ttl"] <= 1000
+    assert udf_client.apply(key, "udfmod", "create_existing", []) == 1
+    assert udf_client.apply(key, "udfmod", "remove", []) == 0
+    assert udf_client.exists(key)[1] is None
+    assert udf_client.apply(key, "udfmod", "remove", []) == 1  # nothing to remove
+    assert udf_client.apply(key, "udfmod", "update_missing", []) == -2  # update does not create
+    assert udf_client.exists(key)[1] is None
+    assert udf_client.apply(key, "udfmod", "values", []) == {"l": [1, "two", 3.5, True], "m": {"k": "v"}, "b": b""}
+
+
+def test_errors_come_back_in_the_failure_bin_and_the_node_stays_up(udf_client):
+    key = (NS, SET, "err")
+    udf_client.put(key, {"a": 1})
+    with pytest.raises(ex.UDFError) as caught:
+        udf_client.apply(key, "udfmod", "fail", [])
+    assert caught.value.code == 100 and caught.value.msg.endswith("udfmod.lua:21: boom")
+    with pytest.raises(ex.UDFError) as caught:
+        udf_client.apply(key, "udfmod", "no_such_function", [])
+    assert "function not found" in caught.value.msg
+    for looping in ("forever", "swallow"):  # a UDF cannot hang the node, not even catching the budget error
+        started = time.monotonic()
+        with pytest.raises(ex.UDFError) as caught:
+            udf_client.apply(key, "udfmod", looping, [])
+        assert "execution budget" in caught.value.msg and time.monotonic() - started < 4.5
+    assert udf_client.apply(key, "udfmod", "escape", []) == "nilnilnilnil"  # no os, io, load, string.dump
+    assert udf_client.apply(key, "udfmod", "logs", []) == 1
+    assert udf_client.get(key)[1:] == ({"ttl": 4294967295, "gen": 1}, {"a": 1})
+
+
+def test_modules_survive_a_restart(start_node, tmp_path):
+    node = start_node(SMALL_DEVICE)
+    client = aerospike.client({"hosts": [node.address], "lua": {"user_path": str(tmp_path)}}).connect()
+    register(client, tmp_path)
+    client.close()
+    node.restart()
+    client = aerospike.client({"hosts": [node.address], "lua": {"user_path": str(tmp_path)}}).connect()
+    try:
+        assert "filename=udfmod.lua" in node.info("udf-list")
+        assert client.apply((NS, SET, "after"), "udfmod", "put", ["a", 2]) == 0
+    finally:
+        client.close()
+
+
+def test_modules_reach_every_member_and_a_returning_one(tmp_path):
+    with LocalCluster(nodes=3, rf=2, run_dir=tmp_path / "c", settings=FAST) as cluster:
+        client = aerospike.client({"hosts": [cluster["n1"].address], "lua": {"user_path": str(tmp_path)}}).connect()
+        try:
+            cluster.kill("n3")
+            cluster.wait_converged()
+            register(client, tmp_path)
+            listed = cluster["n1"].info("udf-list")
+            wait_until(lambda: cluster["n2"].info("udf-list") == listed, 10, "n2 to take the module")
+            cluster.restart("n3")
+            cluster.wait_converged()
+            wait_until(lambda: cluster["n3"].info("udf-list") == listed, 15, "n3 to take the module it missed")
+            keys = [(NS, SET, i) for i in range(50)]  # masters on every node: each runs the UDF
+            for k in keys:
+                assert client.apply(k, "udfmod", "put", ["v", k[2]]) == 0
+            assert [client.get(k)[2]["v"] for k in keys] == list(range(50))
+            client.udf_remove("udfmod.lua")
+            wait_until(lambda: all(cluster[n].info("udf-list") == "" for n in ("n1", "n2", "n3")), 10,
+                       "every node to drop the module")
+        finally:
+            client.close()
