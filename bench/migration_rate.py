@@ -156,12 +156,15 @@ def main() -> None:
     ap.add_argument("--case-timeout", type=float, default=30.0, help="stop measuring a case after this many s")
     ap.add_argument("--engine", choices=["memory", "device"], default="memory")
     ap.add_argument("--profile", metavar="DIR", help="run our nodes under cProfile, one .prof per node in DIR")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra node setting for every node of both kinds, e.g. service.migrate-max-num-incoming=16")
     add_asd_argument(ap)
     args = ap.parse_args()
     cases = [tuple(int(x) for x in c.split(":")) for c in args.cases.split(",")] * args.repeat
     mib = max(256, args.records * 2 // 1024 + 64)
     settings = [*FAST, f"namespaces.test.storage-engine.type={args.engine}",
-                f"namespaces.test.storage-engine.data-size={mib}M", f"namespaces.test.storage-engine.filesize={mib}M"]
+                f"namespaces.test.storage-engine.data-size={mib}M", f"namespaces.test.storage-engine.filesize={mib}M",
+                *args.set]
     kinds = cluster_kinds(asd_path(args.asd))
     if args.profile:
         profile_dir = Path(args.profile).resolve()
