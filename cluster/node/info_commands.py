@@ -346,8 +346,10 @@ class InfoHandler:
         if not args:
             return self._listing(self.node.namespaces.values())
         ns = self.node.namespaces.get(args[0])
-        if ns is None:
+        if ns is None and len(args) == 1:
             return "ns_type=unknown"
+        if ns is None:  # what 8.1's sindex-stat answers: clients before 8.1 poll this instead
+            raise InfoError(int(ResultCode.NAMESPACE_NOT_FOUND), "namespace not found on node")
         return self._listing([ns]) if len(args) == 1 else self._stats(ns, "/".join(args[1:]))
 
     def _sindex_stat(self, args, kv) -> str:
