@@ -6,15 +6,13 @@ nodes are one cluster again, and until the migrations that merge the two sides a
 iptables (packets dropped, or refused with --reject) for --split seconds, removes the
 rules, then polls every node's `statistics` every 20 ms: "one cluster" = all report the
 same cluster key and size 3, "migrations done" = also migrate_partitions_remaining=0 on
-all. Needs root. Each trial starts a fresh cluster; with `--asd PATH` (or $ASD_BIN) the
-trials alternate between the real server and ours (one at a time: the iptables rules are
-by address, and both would use 127.0.0.2-4).
+all. Needs root.
 
     sudo .venv/bin/python bench/partition_heal.py --trials 3 --policy generation
-    sudo .venv/bin/python bench/partition_heal.py --trials 3 --asd /work/asd/bin/asd
 """
 
 import argparse
+import statistics
 import sys
 import threading
 import time
@@ -23,9 +21,8 @@ from pathlib import Path
 import aerospike
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.real_server import add_asd_argument, asd_path, cluster_kinds, print_side_by_side  # noqa: E402
 from cluster.deploy import iptables  # noqa: E402
-from cluster.deploy.local_cluster import parse_info_kv  # noqa: E402
+from cluster.deploy.local_cluster import LocalCluster, parse_info_kv  # noqa: E402
 
 
 def stats(nodes) -> list[dict[str, str]]:
@@ -96,44 +93,33 @@ def trial(nodes, split_s: float, reject: bool) -> tuple[float, float]:
     return one, done
 
 
-def run_trial(make, settings: list[str], args) -> tuple[float, float, int, int]:
-    """A fresh cluster with writers; (heal -> one cluster, heal -> migrations done, written, failed)."""
-    with make(nodes=3, rf=2, settings=settings, address_per_node=True) as lc:
-        nodes = [lc["n1"], lc["n2"], lc["n3"]]
-        with Writers(lc.seeds(), args.writers) as writers:
-            wait(nodes, migrations_done, 60)
-            one, done = trial(nodes, args.split, args.reject)
-        return one, done, writers.written, writers.failed
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--split", type=float, default=15.0, help="seconds the partition lasts")
     ap.add_argument("--policy", default="generation", choices=("generation", "last-update-time"))
     ap.add_argument("--reject", action="store_true", help="refuse (TCP reset) instead of dropping")
     ap.add_argument("--writers", type=int, default=4, help="client writer threads")
-    add_asd_argument(ap)
     args = ap.parse_args()
     if reason := iptables.unavailable():
         sys.exit(f"cannot partition: {reason}")
-    kinds = cluster_kinds(asd_path(args.asd))
     settings = [f"namespaces.test.conflict-resolution-policy={args.policy}"]
-    ones: dict[str, list[float]] = {}
-    dones: dict[str, list[float]] = {}
-    for i in range(args.trials):
-        for kind in reversed(kinds):  # the real server first, when there is one
-            one, done, written, failed = run_trial(kinds[kind], settings, args)
-            ones.setdefault(kind, []).append(one)
-            dones.setdefault(kind, []).append(done)
-            print(f"trial {i + 1} {kind:4}: heal -> one cluster {one:.2f}s, -> migrations done {done:.2f}s "
-                  f"(writes: {written} acknowledged, {failed} failed)", flush=True)
-    split = "refused" if args.reject else "dropped"
-    print(f"\n{args.split:.0f} s split ({split}), {args.policy}, {args.trials} trials, 3 nodes RF 2, hb 150 ms x 10")
-    print_side_by_side("s", {"heal -> one cluster": ones, "heal -> migrations done": dones})
-    for kind in kinds:
-        print(f"{kind}: heal -> one cluster {min(ones[kind]):.2f}-{max(ones[kind]):.2f}s, "
-              f"-> migrations done {min(dones[kind]):.2f}-{max(dones[kind]):.2f}s (min-max)")
+    ones, dones = [], []
+    with LocalCluster(nodes=3, rf=2, settings=settings, address_per_node=True) as lc:
+        nodes = [lc["n1"], lc["n2"], lc["n3"]]
+        with Writers(lc.seeds(), args.writers) as writers:
+            wait(nodes, migrations_done, 60)
+            for i in range(args.trials):
+                one, done = trial(nodes, args.split, args.reject)
+                ones.append(one)
+                dones.append(done)
+                print(f"trial {i + 1}: heal -> one cluster {one:.2f}s, -> migrations done {done:.2f}s", flush=True)
+        print(f"writes: {writers.written} acknowledged, {writers.failed} failed")
+    kind = "refused" if args.reject else "dropped"
+    print(f"\n{args.split:.0f} s split ({kind}), {args.policy}, {args.trials} trials, 3 nodes RF 2, hb 150 ms x 10")
+    for name, values in (("heal -> one cluster", ones), ("heal -> migrations done", dones)):
+        print(f"{name:24} min {min(values):6.2f}s  median {statistics.median(values):6.2f}s  max {max(values):6.2f}s")
+
 
 if __name__ == "__main__":
     main()
