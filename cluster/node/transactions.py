@@ -48,6 +48,7 @@ from cluster.core.write import Outcome, all_bins, read_op
 from cluster.node.membership_driver import monotonic_ms
 from cluster.node.namespace import Namespace
 from cluster.node.query import query_partition, resume_bvals, scan_partition
+from cluster.node.udf_jobs import BackgroundJobs
 from cluster.storage.engine import OutOfSpace, RecordTooBig
 from cluster.storage.record import RecordMeta
 from cluster.wire import message as wm
@@ -149,6 +150,7 @@ class Transactions:
         self.clock = clock or Clock()
         self.latencies = None  # cluster.node.metrics.Latencies while the node serves metrics
         self.udf = None  # cluster.node.udf_modules.UdfModules: the node sets it
+        self.jobs = BackgroundJobs(self)  # background scans and queries (query-show lists them)
 
     # -- dispatch -------------------------------------------------------------------
 
@@ -415,9 +417,9 @@ class Transactions:
 
     # -- scan / query (by secondary index or not) --------------------------------------
 
-    def scan(self, msg: Message) -> Iterator[bytes]:
-        if not msg.info1 & Info1.READ:
-            raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, "background scans/queries are not implemented")
+    def scan(self, msg: Message) -> Reply:
+        if not msg.info1 & Info1.READ:  # a background scan or query: a job (cluster/node/udf_jobs.py)
+            return self.jobs.start(msg)
         ns = self._namespace(msg.fields)
         refuse_unsupported(msg.fields)
         if UDF_FUNCTION in msg.fields:

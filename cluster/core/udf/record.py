@@ -41,7 +41,7 @@ class UdfCall:
     @classmethod
     def from_fields(cls, fields: dict[int, bytes]) -> "UdfCall":
         module, function = fields.get(UDF_PACKAGE_NAME), fields.get(UDF_FUNCTION)
-        if not module or not function:
+        if module is None or function is None:  # empty names are a UDF error (not found), as on the server
             raise AerospikeError(ResultCode.PARAMETER, "UDF call without module or function")
         raw = fields.get(UDF_ARGLIST)
         args = particles.decode(ParticleType.LIST, raw) if raw else []
