@@ -177,12 +177,6 @@ def test_rank_range_of_an_unordered_list_in_the_servers_heap_order(aero):
     assert aero.get(key)[2] == {"l": [5, 10]}
 
 
-def test_secondary_index_creation_is_refused(aero):
-    with pytest.raises(ex.AerospikeError) as caught:
-        aero.index_integer_create(NS, SET, "a", "idx_a")
-    assert caught.value.code == ResultCode.UNSUPPORTED_FEATURE
-
-
 def test_a_starting_node_publishes_no_partial_map(tmp_path):
     """Until its first balance a node answers partition-generation -1 (as the server does):
     a client then takes no map from it rather than an empty one it keeps until its next tend."""
