@@ -76,7 +76,7 @@ def test_list_get_and_remove_by_with_return_types(aero):
         lo.list_get_by_value_range("l", R.LIST_RETURN_VALUE, 2, 6),
         lo.list_get_by_value_rank_range_relative("l", 4, -1, R.LIST_RETURN_VALUE, count=2),
         lo.list_get_by_rank_range("l", 0, R.LIST_RETURN_REVERSE_RANK, 2),
-    ]) == [9, 4, [5, 3, 1], 2, [3, 1, 1], [1, 4], 3, False, [2, 1], [5, 3], [3, 5], [4, 3]]
+    ]) == [9, 4, [5, 3, 1], 2, [3, 1, 1], [1, 4], 3, False, [2, 1], [5, 3], [3, 5], [3, 4]]
     assert results(aero, key, [
         lo.list_remove_by_value("l", 1, R.LIST_RETURN_INDEX),
         lo.list_remove_by_rank_range("l", 0, R.LIST_RETURN_VALUE, 1, inverted=True),

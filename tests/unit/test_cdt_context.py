@@ -106,3 +106,12 @@ def test_a_remove_through_a_creating_context_that_finds_nothing_changes_nothing(
     assert bins == before
     assert run({}, L["pop"], 0, ctx=[MAP_KEY | 0x40, "new"]) is None
     assert code_of(lambda: run(bins, L["pop"], 0, ctx=[MAP_KEY, "new"])) == 26
+
+
+@pytest.mark.parametrize("rank, changed", [(0, 1), (1, 3), (3, 4), (6, 0), (-1, 0)])
+def test_a_rank_context_among_equal_values_lands_where_the_server_lands(rank, changed):
+    """The real server (CE 8.1) finds a rank in an unordered list with its order heap."""
+    items = [[5, "a"], [1, "b"], [5, "a"], [1, "b"], [5, "a"], [2, "c"], [5, "a"]]
+    bins = bin_of({"l": items})
+    run(bins, L["append"], "X", ctx=[MAP_KEY, "l", LIST_RANK, rank])
+    assert stored(bins)["l"] == [item + ["X"] if i == changed else item for i, item in enumerate(items)]

@@ -169,3 +169,16 @@ def test_map_indexes_come_back_in_the_order_the_pairs_were_found():
     assert run(bins, OP["get_by_rank_range"], INDEX, 0, 3) == [1, 2, 0]
     assert run(bins, OP["get_by_rank_range"], 11, 1, 2) == [1, 2]  # RANK_RANGE
     assert run(bins, OP["get_by_index_range"], INDEX, 1) == [1, 2]
+
+
+def test_a_span_answers_reversed_indexes_and_ranks_in_ascending_runs():
+    """As the real server (CE 8.1): a contiguous index or rank span counted from the end
+    still runs ascending; INVERTED gives the run before the span, then the run after."""
+    bins = bin_of({"a": 7, "b": 6, "c": 5, "d": 8, "e": 9, "f": 10, "g": 6})
+    assert run(bins, OP["get_by_index_range"], REVINDEX, 1, 3) == [3, 4, 5]
+    assert run(bins, OP["get_by_index_range"], REVINDEX | INVERTED, 1, 3) == [6, 0, 1, 2]
+    assert run(bins, OP["get_by_key_interval"], REVINDEX, "b", "e") == [3, 4, 5]
+    assert run(bins, OP["get_by_rank_range"], REVRANK, 1, 3) == [3, 4, 5]
+    assert run(bins, OP["get_all_by_value"], REVRANK, 6) == [4, 5]
+    assert run(bins, OP["get_by_value_interval"], REVRANK, 6, 9) == [2, 3, 4, 5]
+    assert run(bins, OP["get_all_by_value"], REVRANK | INVERTED, 6) == [6, 0, 1, 2, 3]

@@ -10,6 +10,7 @@ whether an index past the end pads with nils (cdt.c cdt_context_dig).
 from cluster.wire.result_codes import AerospikeError, ResultCode
 
 from . import results as R
+from .lists import heap_select
 from .values import LIST_ORDERED, MAP_K_ORDERED, MAP_KV_ORDERED, PERSIST_INDEX, CdtList, CdtMap, compare
 
 BY_INDEX, BY_RANK, BY_KEY, BY_VALUE = 0, 1, 2, 3
@@ -117,7 +118,10 @@ def _step(cur, ctype: int, cval, modify: bool):
             at = R.one_index(cval, n) if isinstance(cval, int) else None
             if at is None:
                 raise R.not_applicable(f"context rank {cval} out of bounds")
-            return cur[R.Elements(list(cur)).by_rank()[at]], None
+            if cur.ordered:
+                return cur[at], None
+            # among equal values, the element the server's order heap lands on
+            return cur[heap_select(cur, at, 1)[0]], None
         if base == BY_VALUE:
             for v in cur:
                 if compare(v, cval) == 0:

@@ -138,6 +138,7 @@ def apply(m: CdtMap, name: str, a: list):
         picked = pick_value_list(els.keys, a[1])
     elif what == "key_interval":
         picked = pick_value_interval(els.keys, a[1], a[2], end_given=a.given(2))
+        index_span = (below(els.keys, a[1]), len(picked))  # keys are in key order: a run of indexes
     elif what in ("index", "index_range"):
         picked, index_span = pick_index_range(n, a[1], 1 if what == "index" else _count(a[2]), rt.multi)
         order = "index"

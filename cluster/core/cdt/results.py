@@ -114,6 +114,8 @@ def answer(rt: ReturnType, els: Elements, picked: list[int], *, index_span: tupl
         ordered = sorted(picked, key=els.storage.__getitem__)
     else:
         ordered = sorted(picked)
+    if t in (INDEX, REVINDEX) and index_span is not None and rt.multi:
+        return CdtList(span_numbers(index_span, n, t == REVINDEX, rt.inverted))
     if t in (INDEX, REVINDEX):
         # a list answers indexes in index order; a map in the order it found the pairs
         found = ordered if els.keys is not None else sorted(picked)
@@ -122,15 +124,11 @@ def answer(rt: ReturnType, els: Elements, picked: list[int], *, index_span: tupl
         return CdtList(found) if rt.multi else (found[0] if found else -1)
     if t in (RANK, REVRANK):
         if rank_span is not None:
-            start, count = rank_span
-            if rt.inverted:
-                ranks = [*range(0, start), *range(start + count, n)]
-            else:
-                ranks = list(range(start, start + count))
+            ranks = span_numbers(rank_span, n, t == REVRANK, rt.inverted)
         else:
             ranks = [els.rank_of(i) for i in sorted(picked)]
-        if t == REVRANK:
-            ranks = [n - 1 - r for r in ranks]
+            if t == REVRANK:
+                ranks = [n - 1 - r for r in ranks]
         return CdtList(ranks) if rt.multi else (ranks[0] if ranks else -1)
     if not rt.multi:
         if t in (KEY, VALUE):
@@ -143,6 +141,21 @@ def answer(rt: ReturnType, els: Elements, picked: list[int], *, index_span: tupl
     if t == KEY:
         return CdtList(els.keys[i] for i in ordered)
     return _map_result(t, els, ordered)
+
+
+def span_numbers(span: tuple[int, int], n: int, reverse: bool, inverted: bool) -> list[int]:
+    """The indexes or ranks of a contiguous span (start, count) of n, as the server lists
+    them (cdt.c, result_data_set_index_rank_count): each run ascending, a reversed run
+    counted from the end (ranks 0..2 of 6 reversed are [3, 4, 5]); INVERTED answers the
+    run before the span, then the run after it."""
+    start, count = span
+    runs = [(0, start), (start + count, n - start - count)] if inverted else [(start, count)]
+    numbers: list[int] = []
+    for first, length in runs:
+        if reverse:
+            first = n - first - length
+        numbers.extend(range(first, first + length))
+    return numbers
 
 
 def _map_result(t: int, els: Elements, picked: list[int]) -> CdtMap:
