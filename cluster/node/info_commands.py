@@ -121,6 +121,9 @@ class InfoHandler:
             "udf-get": lambda a, k: node.udf.registry.get(k),
             "udf-list": lambda a, k: node.udf.registry.list(),
             "udf-merge": self._udf_merge,  # ours: one node telling another (see _udf_change)
+            # background scan/query jobs (cluster/node/udf_jobs.py); scan-show: the pre-6.0 name
+            "query-show": self._query_show,
+            "scan-show": self._query_show,
             "bins": lambda a, k: "",
             "sindex-create": self._sindex_create,
             "sindex-delete": self._sindex_delete,
@@ -396,6 +399,12 @@ class InfoHandler:
             return self.node.udf.merge(kv)
         except ValueError as exc:
             raise InfoError(4, str(exc)) from None
+
+    def _query_show(self, args, kv) -> str:
+        try:
+            return self.node.transactions.jobs.show(kv)
+        except LookupError as exc:
+            raise InfoError(int(ResultCode.KEY_NOT_FOUND), str(exc)) from None
 
     def share_udf_modules(self) -> None:
         """After every exchange: our entries to every member (a node away at the time of a

@@ -174,3 +174,45 @@ def test_modules_reach_every_member_and_a_returning_one(tmp_path):
                        "every node to drop the module")
         finally:
             client.close()
+
+
+def wait_job(client, job_id: int, module=aerospike.JOB_SCAN) -> dict:
+    wait_until(lambda: client.job_info(job_id, module)["status"] == aerospike.JOB_STATUS_COMPLETED, 20,
+               "the background job to finish")
+    return client.job_info(job_id, module)
+
+
+def test_background_scan_runs_the_udf_on_every_record_and_reports_its_job(udf_client, node):
+    keys = [(NS, "bg", i) for i in range(300)]
+    for k in keys:
+        udf_client.put(k, {"n": k[2]})
+    udf_client.put((NS, "other", 1), {"n": 1})
+    job_id = udf_client.scan_apply(NS, "bg", "udfmod", "add", ["n", 1000])
+    assert wait_job(udf_client, job_id)["progress_pct"] == 100
+    assert [udf_client.get(k)[2]["n"] for k in keys] == [i + 1000 for i in range(300)]
+    assert [udf_client.get(k)[1]["gen"] for k in keys] == [2] * 300  # each one a write of its own
+    assert udf_client.get((NS, "other", 1))[2]["n"] == 1  # another set: untouched
+    shown = dict(item.split("=", 1) for item in node.info(f"query-show:trid={job_id}").split(":"))
+    assert (shown["status"], shown["recs-succeeded"], shown["recs-failed"]) == ("done(ok)", "300", "0")
+    assert (shown["job-type"], shown["udf-filename"], shown["udf-function"]) == ("background-udf", "udfmod", "add")
+    failing = udf_client.scan_apply(NS, "bg", "udfmod", "fail", [])
+    wait_job(udf_client, failing)
+    shown = dict(item.split("=", 1) for item in node.info(f"query-show:trid={failing}").split(":"))
+    assert (shown["recs-succeeded"], shown["recs-failed"]) == ("0", "300")
+    assert node.info("query-show:trid=12345") == "ERROR:2:job not found"
+
+
+def test_background_ops_and_a_filter_expression(udf_client):
+    from aerospike_helpers import expressions as exp
+    from aerospike_helpers.operations import operations as op
+
+    keys = [(NS, "ops", i) for i in range(50)]
+    for k in keys:
+        udf_client.put(k, {"n": k[2]})
+    scan = udf_client.scan(NS, "ops")
+    scan.add_ops([op.increment("n", 100), op.write("tag", "x")])
+    policy = {"expressions": exp.LT(exp.IntBin("n"), 10).compile()}
+    job_id = scan.execute_background(policy)
+    wait_job(udf_client, job_id)
+    got = {k[2]: udf_client.get(k)[2] for k in keys}
+    assert all(got[i] == ({"n": i + 100, "tag": "x"} if i < 10 else {"n": i}) for i in range(50))
