@@ -147,6 +147,10 @@ class InfoHandler:
             "truncate-merge": self._truncate_merge,  # ours: one node telling another (see _share)
         }
         self._sending: set[asyncio.Task] = set()
+        # Index entries for namespaces this node does not serve: the server's SMD keeps them
+        # (the name is taken, a second create with another definition fails with 200) though
+        # no node builds them. Ours live in memory on the node that took the command.
+        self._unserved_sindexes: dict[str, sindex.Catalog] = {}
 
     def answer(self, line: str) -> str:
         name, args, kv = parse_command(line)
@@ -310,21 +314,28 @@ class InfoHandler:
     # -- secondary indexes: SMD module "sindex" on the server; shared here like truncate --
 
     def _sindex_create(self, args, kv) -> str:
+        """ok also for a namespace this node does not have, as the server's SMD takes it:
+        the client's wait for the index then fails (20) when it asks for its progress."""
         ns_name, name, index = sindex.parse_create(kv)
-        ns = self.node.namespaces.get(ns_name)
-        if ns is None:  # the server's SMD takes it and no node applies it: the client's wait fails
-            return "ok"
-        key = ns.sindexes.create(name, index)
-        if key is not None:
-            self._share_sindex(ns, key, name)
+        self._sindex_change(ns_name, name, lambda catalog: catalog.create(name, index))
         return "ok"
 
     def _sindex_delete(self, args, kv) -> str:
-        name, ns = sindex.indexname_param(kv), self.node.namespaces.get(sindex.namespace_param(kv))
-        key = ns.sindexes.delete(name) if ns is not None else None
-        if key is not None:
-            self._share_sindex(ns, key, None)
+        name, ns_name = sindex.indexname_param(kv), sindex.namespace_param(kv)
+        self._sindex_change(ns_name, None, lambda catalog: catalog.delete(name))
         return "ok"  # deleting what does not exist is ok, as on the server
+
+    def _sindex_change(self, ns_name: str, name: str | None, change) -> None:
+        ns = self.node.namespaces.get(ns_name)
+        catalog = ns.sindexes if ns is not None else self._unserved_sindexes.setdefault(
+            ns_name, sindex.Catalog(ns_name))
+        key = change(catalog)
+        if key is None:
+            return
+        if ns is not None:
+            self._share_sindex(ns, key, name)
+        else:
+            catalog.merge(key, name, catalog.next_stamp(key, now_cl_ms()))
 
     def _local_ns(self, kv: dict[str, str], required: bool = True):
         if not required and not ({"namespace", "ns"} & kv.keys()):

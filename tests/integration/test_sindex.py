@@ -133,6 +133,11 @@ def test_create_delete_answers_as_the_server(aero, node):
     assert info("sindex-create:set=s;indexname=x;indexdata=m,string") == "ERROR:20:missing 'namespace'"
     with pytest.raises(ex.NamespaceNotFound):  # the create is ok; waiting for it fails, as on the server
         aero.index_integer_create("nosuchns", SET, "age", "c")
+    # ... and the name is taken there, as in the server's SMD
+    assert info(f"sindex-create:ns=nosuchns;set={SET};indexname=c;indexdata=age,string") == (
+        "ERROR:200:'indexname' already exists with different definition")
+    assert info("sindex-delete:ns=nosuchns;indexname=c") == "ok"
+    assert info(f"sindex-create:ns=nosuchns;set={SET};indexname=c;indexdata=age,string") == "ok"
     assert info("sindex-exists:ns=nosuchns;indexname=b") == "ERROR:20:namespace not found on node"
     assert info(f"sindex-list:ns={NS};b64=maybe") == "ERROR:4:bad b64"
     assert info(f"sindex-delete:ns={NS};indexname=b") == "ok"
