@@ -95,6 +95,14 @@ def write_read_answers(record_bins: binops.Bins, op: Op, record: RecordImage | N
     return read_op(record_bins, op, record, now_ms)
 
 
+def read_answers(record_bins: binops.Bins, op: Op, record: RecordImage | None, now_ms: int,
+                 respond_all: bool) -> list[Op]:
+    """What an op of a read request answers (read.c): as in a write request, but an op
+    that found no value answers nothing unless the client asked for RESPOND_ALL_OPS."""
+    out = write_read_answers(record_bins, op, record, now_ms, respond_all)
+    return out if respond_all else [o for o in out if o.ptype != ParticleType.NULL]
+
+
 def check_generation(current: RecordImage, info2: int, generation: int) -> None:
     if info2 & Info2.GENERATION and current.generation != generation:
         raise AerospikeError(ResultCode.GENERATION, f"generation is {current.generation}, not {generation}")

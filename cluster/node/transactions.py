@@ -44,7 +44,7 @@ from cluster.core.expressions import Expression, RecordView, compile_filter
 from cluster.core.records import LIVE, RecordImage, image_of, store
 from cluster.core.sindex import FIELD_BVAL_ARRAY, IndexQuery, has_index_filter, parse_query
 from cluster.core.udf.record import UDF_FUNCTION
-from cluster.core.write import Outcome, all_bins, read_op
+from cluster.core.write import Outcome, all_bins, read_answers
 from cluster.node.membership_driver import monotonic_ms
 from cluster.node.namespace import Namespace
 from cluster.node.query import query_partition, resume_bvals, scan_partition
@@ -258,7 +258,7 @@ class Transactions:
             if udf:  # the UDF decides the change, core/write.py makes it
                 outcome = self.udf.apply(self, ns, digest, set_name, fields, info2, record_ttl, exp)
             elif kind == "read":
-                outcome = self._read(ns, digest, info1, ops, record_ttl, exp)
+                outcome = self._read(ns, digest, info1, ops, record_ttl, exp, bool(info2 & Info2.RESPOND_ALL_OPS))
             elif kind == "delete":
                 outcome = self._delete(ns, digest, info2, generation, exp)
             else:
@@ -280,7 +280,7 @@ class Transactions:
         return compile_filter(exp).matches(view)
 
     def _read(self, ns: Namespace, digest: bytes, info1: int, ops: list[Op], read_touch_pct: int,
-              exp: bytes | None = None) -> Outcome:
+              exp: bytes | None = None, respond_all: bool = False) -> Outcome:
         if not info1 & Info1.READ:
             raise AerospikeError(ResultCode.PARAMETER, "request neither reads nor writes")
         if not info1 & (Info1.GET_ALL | Info1.NOBINDATA) and not ops:
@@ -314,7 +314,7 @@ class Transactions:
             if op.op == OpType.EXP_READ and record is None:  # what an expression may read besides the bins
                 record = RecordImage(digest, meta.generation, meta.void_time, meta.lut, meta.set_name, payload, LIVE)
                 now_ms = self.clock.now_ms()
-            out.extend(read_op(record_bins, op, record, now_ms))
+            out.extend(read_answers(record_bins, op, record, now_ms, respond_all))
         return Outcome(ResultCode.OK, meta.generation, meta.void_time, out)
 
     def _read_touch(self, ns: Namespace, digest: bytes, meta: RecordMeta, payload: bytes, pct: int) -> None:

@@ -154,6 +154,18 @@ def test_ops_without_a_result_answer_only_when_every_answer_is_asked_for(aero, o
     assert aero.operate_ordered(key, ops)[2] == ordered_answer
 
 
+@pytest.mark.parametrize("ops, ordered_answer", [
+    ([lo.list_size("missing"), op.read("l")], [("l", [3, 1, 2])]),
+    ([lo.list_get_by_index("l", 0, aerospike.LIST_RETURN_NONE), op.read("l")], [("l", [3, 1, 2])]),
+    ([lo.list_size("missing"), mo.map_size("missing")], [("missing", None), ("missing", None)]),
+], ids=["missing bin", "no value", "with a map op"])
+def test_a_read_request_answers_only_ops_that_found_a_value(aero, ops, ordered_answer):
+    """read.c: an op answers when it has a value, or when the client asked for every answer."""
+    key = (NS, SET, "read-answers")
+    aero.put(key, {"l": [3, 1, 2], "m": {"a": 1}})
+    assert aero.operate_ordered(key, ops)[2] == ordered_answer
+
+
 @pytest.mark.parametrize("operator", [aerospike.OPERATOR_PREPEND, aerospike.OPERATOR_APPEND, aerospike.OPERATOR_INCR])
 @pytest.mark.parametrize("bins", [{"no": 3}, {"other": 1}], ids=["int bin", "missing bin"])
 def test_a_modify_op_with_a_null_value_is_a_parameter_error(aero, operator, bins):
