@@ -20,6 +20,7 @@ Nothing here is built or downloaded: the binary is whatever the caller points at
 import argparse
 import os
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 from cluster.deploy.docker_aerospike import _block, _value
@@ -110,9 +111,9 @@ class RealCluster(LocalCluster):
         return RealNode(self.asd, ours.work_dir, ours.port, ours.settings, host=ours.host)
 
 
-def cluster_kinds(asd: str | None) -> dict[str, type | object]:
-    """{"ours": factory, "real": factory}: call a factory like LocalCluster(...)."""
-    kinds = {"ours": LocalCluster}
+def cluster_kinds(asd: str | None) -> dict[str, Callable[..., LocalCluster]]:
+    """{"ours": factory, "real": factory} (real only with a binary): call one as LocalCluster(...)."""
+    kinds: dict[str, Callable[..., LocalCluster]] = {"ours": LocalCluster}
     if asd:
         kinds["real"] = lambda *a, **kw: RealCluster(asd, *a, **kw)
     return kinds
