@@ -18,6 +18,7 @@ prometheus_client would append to a counter-typed family, so they are exposed un
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -27,7 +28,6 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric, UnknownMetricFamily
 
@@ -164,19 +164,29 @@ class NodeCollector:
         yield family
 
 
-async def serve(node: Node) -> web.AppRunner:
+async def serve(node: Node) -> asyncio.Server:
     """GET /metrics on the node's own event loop: a scrape is one short synchronous read of
-    the statistics, like an info request, so no thread and no locking."""
+    the statistics, like an info request, so no thread and no locking. HTTP/1.0-style (one
+    request per connection) is all a scraper needs, and spares the node importing a web
+    framework at start-up, which every node of a cluster pays at once."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(node))
 
-    async def metrics(_request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            request = head.split(b"\r\n", 1)[0].split(b" ")  # GET /metrics HTTP/1.1
+            if request[0] == b"GET" and len(request) > 1 and request[1].split(b"?", 1)[0] == b"/metrics":
+                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(registry)
+            else:
+                status, ctype, body = "404 Not Found", "text/plain", b"only GET /metrics\n"
+            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                         "Connection: close\r\n\r\n".encode() + body)
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            pass  # the scraper went away or sent something else than HTTP: nothing to answer
+        finally:
+            writer.close()
 
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
     cfg = node.cfg.network["metrics"]
-    await web.TCPSite(runner, cfg["address"], cfg["port"], reuse_address=True).start()
-    return runner
+    return await asyncio.start_server(answer, cfg["address"], cfg["port"], reuse_address=True)

@@ -78,7 +78,7 @@ class Node:
         self.membership.on_other_message = self.data.on_message
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task | None = None
-        self._metrics = None  # aiohttp runner of GET /metrics (cluster.node.metrics), when configured
+        self._metrics = None  # the server of GET /metrics (cluster.node.metrics), when configured
         self._refusal_logged = -1.0
 
     @property
@@ -169,7 +169,7 @@ class Node:
         if self._server:
             self._server.close()
         if self._metrics:
-            await self._metrics.cleanup()
+            self._metrics.close()
         await self.group_commit.drain()  # its fdatasync must not outlive the files
         for ns in self.namespaces.values():
             ns.storage.close()
