@@ -216,3 +216,28 @@ def test_background_ops_and_a_filter_expression(udf_client):
     wait_job(udf_client, job_id)
     got = {k[2]: udf_client.get(k)[2] for k in keys}
     assert all(got[i] == ({"n": i + 100, "tag": "x"} if i < 10 else {"n": i}) for i in range(50))
+
+
+def test_batch_apply_answers_each_row(udf_client):
+    from aerospike_helpers.batch import records as br
+
+    keys = [(NS, "batch", i) for i in range(10)]
+    for k in keys[:5]:
+        udf_client.put(k, {"n": k[2]})
+    result = udf_client.batch_apply(keys, "udfmod", "add", ["n", 10])
+    rows = [(r.result, r.record[2] if r.record else None) for r in result.batch_records]
+    assert rows[:5] == [(0, {"SUCCESS": i + 10}) for i in range(5)]
+    assert rows[5:] == [(0, {"SUCCESS": 10})] * 5  # aerospike:update on a missing record: nothing written
+    assert [udf_client.get(k)[2]["n"] for k in keys[:5]] == [i + 10 for i in range(5)]
+    assert [udf_client.exists(k)[1] for k in keys[5:]] == [None] * 5
+    failed = udf_client.batch_apply(keys[:2], "udfmod", "fail", [])
+    # as with the real server, the client shows a failed row without bins
+    assert [(r.result, r.record) for r in failed.batch_records] == [(100, None)] * 2
+    mixed = udf_client.batch_write(br.BatchRecords([
+        br.Apply(keys[0], "udfmod", "get", ["n"]),
+        br.Apply(keys[6], "udfmod", "put", ["n", 6]),
+        br.Apply(keys[1], "udfmod", "remove", []),
+    ]))
+    assert [(r.result, r.record[2]) for r in mixed.batch_records] == [(0, {"SUCCESS": 10}), (0, {"SUCCESS": 0}),
+                                                                      (0, {"SUCCESS": 0})]
+    assert udf_client.get(keys[6])[2] == {"n": 6} and udf_client.exists(keys[1])[1] is None

@@ -10,6 +10,7 @@ and the call fails with Lua's "not enough memory").
 """
 
 import logging
+import time
 from collections.abc import Callable
 
 import lupa.lua54 as lua
@@ -32,7 +33,8 @@ class LuaRuntime:
         self.instructions = instructions
         self.lua = lua.LuaRuntime(encoding=None, register_eval=False, register_builtins=False,
                                   unpack_returned_tuples=True, max_memory=max_memory)
-        host = self.lua.table_from({b"log": self._log, b"now_ms": lambda: 0, b"module": self._require})
+        host = self.lua.table_from({b"log": self._log, b"now_ms": lambda: time.time_ns() // 1_000_000,
+                                    b"module": self._require})
         self.api = self.lua.execute(PRELUDE, host)
         self.values = Converter(self.lua, self.api)
         self._loaded: dict[str, str] = {}  # module -> version loaded
