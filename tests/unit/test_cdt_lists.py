@@ -251,9 +251,21 @@ def test_bad_arguments_are_parameter_errors():
 def test_ranks_of_single_elements_are_shared_by_equal_values_but_runs_for_value_picks():
     bins = bin_of([1, 5, 1])
     assert run(bins, OP["get_by_index"], RANK, 2) == 0  # two elements are equal: both rank 0
-    assert run(bins, OP["get_by_index_range"], RANK, 0) == [0, 2, 0]
+    assert run(bins, OP["get_by_index_range"], RANK, 1) == [2, 0]
+    # an index range over every element answers every rank in order (the real server, CE 8.1)
+    assert run(bins, OP["get_by_index_range"], RANK, 0) == [0, 1, 2]
+    assert run(bins, OP["get_by_index_range"], REVRANK, -3, 3) == [0, 1, 2]
     assert run(bins, OP["get_all_by_value"], RANK, 1) == [0, 1]  # a value pick answers a run
     assert run(bins, OP["get_all_by_value"], REVRANK | INVERTED, 1) == [0]
     assert run(bins, OP["get_by_value_interval"], 11, 2, 9) == [2, 1]  # RANK_RANGE
     assert code_of(lambda: run(bins, OP["get_by_value_interval"], 9, 2, 9)) == 26  # no INDEX_RANGE
     assert code_of(lambda: run(bins, OP["get_by_rank_range"], 11 | INVERTED, 0, 1)) == 26
+
+
+def test_value_list_ranks_answer_item_by_item_in_request_order():
+    """As the real server (CE 8.1): each requested value's run of ranks, in request order."""
+    bins = bin_of([7, 6, 5, 8, 9, 10, 6])
+    assert run(bins, OP["get_all_by_value_list"], RANK, [9, 5, 6]) == [5, 0, 1, 2]
+    assert run(bins, OP["get_all_by_value_list"], REVRANK, [9, 5, 6]) == [1, 6, 5, 4]
+    assert run(bins, OP["get_all_by_value_list"], REVRANK | INVERTED, [9, 5, 6]) == [2, 3, 0]
+    assert run(bin_of([6, 7, 6, 5, 6]), OP["get_all_by_value_list"], RANK, [6, 6, 5]) == [1, 2, 3, 0]

@@ -182,3 +182,22 @@ def test_a_span_answers_reversed_indexes_and_ranks_in_ascending_runs():
     assert run(bins, OP["get_all_by_value"], REVRANK, 6) == [4, 5]
     assert run(bins, OP["get_by_value_interval"], REVRANK, 6, 9) == [2, 3, 4, 5]
     assert run(bins, OP["get_all_by_value"], REVRANK | INVERTED, 6) == [6, 0, 1, 2, 3]
+
+
+def test_map_ranks_order_equal_values_by_key_and_value_lists_answer_item_by_item():
+    """As the real server (CE 8.1) answers; the pairs are stored e, c, a, d, b."""
+    bins = bin_of({"e": 6, "c": 6, "a": 6, "d": 5, "b": 7})
+    assert [run(bins, OP["get_by_key"], RANK, k) for k in "abcde"] == [1, 4, 2, 0, 3]
+    assert run(bins, OP["get_by_key"], REVRANK, "e") == 1
+    assert run(bins, OP["get_by_key_interval"], RANK, "a", "d") == [1, 4, 2]
+    assert run(bins, OP["get_by_index_range"], RANK, 0, 4) == [1, 4, 2, 0]
+    assert run(bins, OP["get_by_index_range"], REVRANK, 0, 5) == [0, 1, 2, 3, 4]  # every element
+    assert run(bins, OP["get_by_key_list"], INDEX, ["e", "a"]) == [4, 0]  # in request order
+    assert code_of(lambda: run(bins, OP["get_by_key_list"], RANK, ["e", "a"])) == 26
+    bins = bin_of({"a": 7, "b": 6, "c": 5, "d": 8, "e": 9, "f": 10, "g": 6})
+    assert run(bins, OP["get_by_value_list"], RANK, [9, 5, 6]) == [5, 0, 1, 2]
+    assert run(bins, OP["get_by_value_list"], REVRANK, [9, 5, 6]) == [1, 6, 5, 4]
+    assert run(bins, OP["get_by_value_list"], RANK | INVERTED, [9, 5, 6]) == [3, 4, 6]
+    assert run(bins, OP["get_by_value_list"], REVRANK | INVERTED, [9, 5, 6]) == [2, 3, 0]
+    assert run(bins, OP["get_by_key_list"], REVINDEX, ["e", "a", "c"]) == [2, 6, 4]
+    assert run(bins, OP["get_by_key_list"], REVINDEX | INVERTED, ["e", "a", "c"]) == [5, 3, 0, 1]

@@ -245,6 +245,17 @@ def pick_value_list(values: list, wanted) -> list[int]:
     return [i for i, v in enumerate(values) if any(compare(v, w) == 0 for w in wanted)]
 
 
+def item_runs(values: list, wanted: list) -> list[tuple[int, int]]:
+    """For each requested item, in request order, the run of ranks of the values equal to
+    it: (how many values sort below it, how many equal it). An item asked for twice
+    matches only the first time."""
+    runs = []
+    for i, item in enumerate(wanted):
+        repeated = any(compare(item, earlier) == 0 for earlier in wanted[:i])
+        runs.append((below(values, item), 0 if repeated else len(pick_equal(values, item))))
+    return runs
+
+
 def below(values: list, value) -> int:
     """How many values sort below `value`: where it would rank."""
     return sum(1 for v in values if compare(v, value) < 0)
@@ -335,7 +346,10 @@ def apply(lst: CdtList, name: str, a: list):
         raise bad(f"unknown list op {name}")
     # in an ordered list index and rank are the same thing
     index_span = rank_span if lst.ordered else None
-    result = R.answer(rt, els, picked, index_span=index_span, rank_span=rank_span, order=order)
+    if what == "value_list" and rt.type in (R.RANK, R.REVRANK) and not (rt.inverted and lst.ordered):
+        result = CdtList(R.item_numbers(item_runs(els.values, a[1]), len(lst), rt.type == R.REVRANK, rt.inverted))
+    else:
+        result = R.answer(rt, els, picked, index_span=index_span, rank_span=rank_span, order=order)
     if remove:
         gone = removed_set(rt, len(lst), picked)
         lst[:] = [v for i, v in enumerate(lst) if i not in gone]

@@ -10,9 +10,17 @@ a storage order).
 from cluster.wire.result_codes import AerospikeError, ResultCode
 
 from . import results as R
-from .lists import add_delta, below, pick_equal, pick_index_range, pick_value_interval, pick_value_list
+from .lists import (
+    add_delta,
+    below,
+    item_runs,
+    pick_equal,
+    pick_index_range,
+    pick_value_interval,
+    pick_value_list,
+)
 from .optable import ALL
-from .values import MAP_KV_ORDERED, PERSIST_INDEX, CdtMap, bad, compare, is_map_key, sort_key
+from .values import MAP_KV_ORDERED, PERSIST_INDEX, CdtList, CdtMap, bad, compare, is_map_key, sort_key
 
 NO_OVERWRITE, NO_CREATE, NO_FAIL, DO_PARTIAL = 0x01, 0x02, 0x04, 0x08
 
@@ -163,13 +171,29 @@ def apply(m: CdtMap, name: str, a: list):
         order = "rank"
     else:
         raise bad(f"unknown map op {name}")
-    result = R.answer(rt, els, picked, index_span=index_span, rank_span=rank_span, order=order)
+    result = _answer_item_list(m, what, rt, a[1], els) if what.endswith("_list") else None
+    if result is None:
+        result = R.answer(rt, els, picked, index_span=index_span, rank_span=rank_span, order=order)
     if remove:
         chosen = set(picked)
         gone = {els.keys[i] for i in range(n) if (i in chosen) != rt.inverted}
         for key in gone:
             del m.items[key]
     return result
+
+
+def _answer_item_list(m: CdtMap, what: str, rt: R.ReturnType, wanted: list, els: R.Elements):
+    """What a key-list or value-list op answers for return types the server builds item by
+    item (particle_map.c): a value list's ranks; a key list's indexes (not for the
+    complement in a key-ordered map, which the server answers from its mask); a key list
+    has no ranks. None: answer as any other op."""
+    if what == "key_list" and rt.type in (R.RANK, R.REVRANK):
+        raise R.not_applicable("a key-list op does not answer ranks")
+    if what == "key_list" and rt.type in (R.INDEX, R.REVINDEX) and not (rt.inverted and m.key_ordered):
+        return CdtList(R.item_numbers(item_runs(els.keys, wanted), len(els), rt.type == R.REVINDEX, rt.inverted))
+    if what == "value_list" and rt.type in (R.RANK, R.REVRANK):
+        return CdtList(R.item_numbers(item_runs(els.values, wanted), len(els), rt.type == R.REVRANK, rt.inverted))
+    return None
 
 
 def _count(count) -> int:

@@ -69,11 +69,17 @@ class Elements:
         return sorted(range(len(self.values)), key=lambda i: (sort_key(self.values[i]), i))
 
     def rank_of(self, i: int) -> int:
-        """How many elements sort strictly below element i (equal values share a rank),
-        which is how the server ranks one element it holds."""
+        """The rank the server gives element i: in a list, how many elements sort strictly
+        below it (equal values share a rank); in a map, its place in value order with
+        equal values in key order."""
         if self._ranks is None:
-            keys = sorted(sort_key(v) for v in self.values)
-            self._ranks = [bisect_left(keys, sort_key(v)) for v in self.values]
+            if self.keys is not None:
+                self._ranks = [0] * len(self.values)
+                for rank, at in enumerate(self.by_rank()):
+                    self._ranks[at] = rank
+            else:
+                keys = sorted(sort_key(v) for v in self.values)
+                self._ranks = [bisect_left(keys, sort_key(v)) for v in self.values]
         return self._ranks[i]
 
 
@@ -123,6 +129,10 @@ def answer(rt: ReturnType, els: Elements, picked: list[int], *, index_span: tupl
             found = [n - 1 - i for i in found]
         return CdtList(found) if rt.multi else (found[0] if found else -1)
     if t in (RANK, REVRANK):
+        if index_span == (0, n) and rt.multi and not rt.inverted:
+            # an index range over every element: the server answers every rank, in order
+            # (particle_list.c / particle_map.c: result_data_set_index_rank_count(0, n))
+            return CdtList(range(n))
         if rank_span is not None:
             ranks = span_numbers(rank_span, n, t == REVRANK, rt.inverted)
         else:
@@ -149,7 +159,26 @@ def span_numbers(span: tuple[int, int], n: int, reverse: bool, inverted: bool) -
     counted from the end (ranks 0..2 of 6 reversed are [3, 4, 5]); INVERTED answers the
     run before the span, then the run after it."""
     start, count = span
-    runs = [(0, start), (start + count, n - start - count)] if inverted else [(start, count)]
+    return _run_numbers([(0, start), (start + count, n - start - count)] if inverted else [span], n, reverse)
+
+
+def item_numbers(runs: list[tuple[int, int]], n: int, reverse: bool, inverted: bool) -> list[int]:
+    """The ranks (or key indexes) a value-list (key-list) op answers, given for each
+    requested item, in request order, the (first, count) run it matched
+    (cdt.c, result_data_set_by_itemlist_irc): item by item in request order, each
+    number reversed on its own; INVERTED answers the runs between the matched ones, in
+    order, as `span_numbers` does."""
+    if not inverted:
+        return [n - 1 - r if reverse else r for first, count in runs for r in range(first, first + count)]
+    gaps, prev = [], 0
+    for first, count in sorted(run for run in runs if run[1]):
+        gaps.append((prev, first - prev))
+        prev = first + count
+    gaps.append((prev, n - prev))
+    return _run_numbers(gaps, n, reverse)
+
+
+def _run_numbers(runs: list[tuple[int, int]], n: int, reverse: bool) -> list[int]:
     numbers: list[int] = []
     for first, length in runs:
         if reverse:
