@@ -169,6 +169,9 @@ def test_modules_reach_every_member_and_a_returning_one(tmp_path):
             for k in keys:
                 assert client.apply(k, "udfmod", "put", ["v", k[2]]) == 0
             assert [client.get(k)[2]["v"] for k in keys] == list(range(50))
+            job_id = client.scan_apply(NS, SET, "udfmod", "add", ["v", 1000])  # each node: its own masters
+            wait_job(client, job_id)
+            assert [client.get(k)[2]["v"] for k in keys] == list(range(1000, 1050))
             client.udf_remove("udfmod.lua")
             wait_until(lambda: all(cluster[n].info("udf-list") == "" for n in ("n1", "n2", "n3")), 10,
                        "every node to drop the module")

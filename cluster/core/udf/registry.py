@@ -41,6 +41,7 @@ class UdfRegistry:
         self.path = path
         self.compile_error = compile_error
         self.entries: dict[str, Entry] = {}
+        self._decoded: dict[str, tuple[Entry, str, str]] = {}  # filename -> (entry, text, version)
         if path is not None and path.exists():
             for filename, e in json.loads(path.read_text()).items():
                 self.entries[filename] = Entry(e["content64"], e["type"], e["stamp"])
@@ -49,11 +50,16 @@ class UdfRegistry:
 
     def source_of(self, module: str) -> tuple[str, str] | None:
         """(text, version) of the module a transaction names (its file name without `.lua`)."""
-        entry = self.entries.get(f"{module}.lua")
+        filename = f"{module}.lua"
+        entry = self.entries.get(filename)
         if entry is None or entry.content64 is None:
             return None
-        text = base64.b64decode(entry.content64).decode("utf-8", errors="replace")
-        return text, f"{entry.stamp}:{hashlib.sha1(entry.content64.encode()).hexdigest()}"
+        cached = self._decoded.get(filename)
+        if cached is None or cached[0] is not entry:  # decoded once per registration, not per call
+            text = base64.b64decode(entry.content64).decode("utf-8", errors="replace")
+            cached = (entry, text, f"{entry.stamp}:{hashlib.sha1(entry.content64.encode()).hexdigest()}")
+            self._decoded[filename] = cached
+        return cached[1], cached[2]
 
     # -- info commands ----------------------------------------------------------------
 

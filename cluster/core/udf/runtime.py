@@ -22,6 +22,7 @@ log = logging.getLogger("cluster.udf")
 
 INSTRUCTIONS = 50_000_000  # per call: ~ a second of Lua, far above what a record UDF needs
 MAX_MEMORY = 256 * 1024 * 1024  # bytes the Lua state may hold
+_LEVELS = {b"warn": logging.WARNING, b"info": logging.INFO, b"debug": logging.DEBUG, b"trace": logging.DEBUG}
 
 
 class LuaRuntime:
@@ -44,7 +45,8 @@ class LuaRuntime:
 
     @staticmethod
     def _log(level: bytes, text: bytes) -> None:
-        log.info("udf %s: %s", level.decode(errors="replace"), text.decode(errors="replace"))
+        """A UDF's warn/info/debug/trace, into the node's log at that level (trace: debug)."""
+        log.log(_LEVELS.get(level, logging.INFO), "%s", text.decode(errors="replace"))
 
     def compile_error(self, filename: str, source: bytes) -> str | None:
         """None if `source` compiles, else Lua's message ("<file>:<line>: <why>")."""
