@@ -33,6 +33,8 @@ _pack_n_bins, _unpack_n_bins = _N_BINS.pack, _N_BINS.unpack_from
 _NO_KEY_HEAD = _KEY_HEAD.pack(0, 0)
 _NAME_LEN = [bytes((n,)) for n in range(256)]
 _NULL = int(ParticleType.NULL)
+_GEOJSON = int(ParticleType.GEOJSON)
+GEO_INVALID_GEOJSON = 160  # the server's AS_ERR_GEO_INVALID_GEOJSON
 
 
 def encode_payload(bins: Bins, key: tuple[int, bytes] | None) -> bytes:
@@ -106,7 +108,20 @@ def write(bins: Bins, name: str, ptype: int, value: bytes) -> None:
         bins.pop(name, None)
         return
     particles.validate(ptype, value)
+    if ptype == _GEOJSON:
+        check_geojson(value)
     bins[name] = (ptype, value)
+
+
+def check_geojson(value: bytes) -> None:
+    """The server reads a GeoJSON bin when it is written and refuses text it cannot read
+    as a point or a region (particle_geojson.c, geojson_from_wire)."""
+    from cluster.core.expressions import geo  # the expressions package imports this module
+
+    try:
+        geo.parse(geo.json_of_particle(value))
+    except geo.GeoError as exc:
+        raise AerospikeError(GEO_INVALID_GEOJSON, f"invalid GeoJSON: {exc}") from None
 
 
 def _create(bins: Bins, name: str, ptype: int, value: bytes) -> bool:

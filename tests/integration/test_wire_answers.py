@@ -254,3 +254,16 @@ def test_durable_and_plain_deletes_in_a_cluster(tmp_path):
             assert client.exists(plain)[1]["gen"] == 1
         finally:
             client.close()
+
+
+@pytest.mark.parametrize("geojson", [
+    {"type": "Nope", "coordinates": [1, 2]},
+    {"type": "Point", "coordinates": [1, 95]},
+    {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]},  # not closed
+], ids=["unknown type", "latitude 95", "open loop"])
+def test_a_geojson_bin_the_server_cannot_read_is_refused(aero, geojson):
+    key = (NS, SET, "bad-geo")
+    with pytest.raises(ex.AerospikeError) as caught:
+        aero.put(key, {"g": aerospike.GeoJSON(geojson)})
+    assert caught.value.code == 160  # AS_ERR_GEO_INVALID_GEOJSON
+    aero.put(key, {"g": aerospike.GeoJSON({"type": "AeroCircle", "coordinates": [[1, 2], 10]})})
