@@ -169,7 +169,11 @@ def test_modules_reach_every_member_and_a_returning_one(tmp_path):
             for k in keys:
                 assert client.apply(k, "udfmod", "put", ["v", k[2]]) == 0
             assert [client.get(k)[2]["v"] for k in keys] == list(range(50))
-            job_id = client.scan_apply(NS, SET, "udfmod", "add", ["v", 1000])  # each node: its own masters
+            # the client sends the job to the nodes it knows, each runs it on its own masters
+            wait_until(lambda: len(client.get_nodes()) == 3, 15, "the client to know n3")
+            wait_until(lambda: all(cluster[n].info("cluster-stable:size=3") != "ERROR::unstable-cluster"
+                                   for n in ("n1", "n2", "n3")), 60, "migrations to finish", poll=0.5)
+            job_id = client.scan_apply(NS, SET, "udfmod", "add", ["v", 1000])
             wait_job(client, job_id)
             assert [client.get(k)[2]["v"] for k in keys] == list(range(1000, 1050))
             client.udf_remove("udfmod.lua")
