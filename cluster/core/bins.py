@@ -34,7 +34,6 @@ _NO_KEY_HEAD = _KEY_HEAD.pack(0, 0)
 _NAME_LEN = [bytes((n,)) for n in range(256)]
 _NULL = int(ParticleType.NULL)
 _GEOJSON = int(ParticleType.GEOJSON)
-GEO_INVALID_GEOJSON = 160  # the server's AS_ERR_GEO_INVALID_GEOJSON
 
 
 def encode_payload(bins: Bins, key: tuple[int, bytes] | None) -> bytes:
@@ -121,7 +120,7 @@ def check_geojson(value: bytes) -> None:
     try:
         geo.parse(geo.json_of_particle(value))
     except geo.GeoError as exc:
-        raise AerospikeError(GEO_INVALID_GEOJSON, f"invalid GeoJSON: {exc}") from None
+        raise AerospikeError(ResultCode.GEO_INVALID_GEOJSON, f"invalid GeoJSON: {exc}") from None
 
 
 def _create(bins: Bins, name: str, ptype: int, value: bytes) -> bool:

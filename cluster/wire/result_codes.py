@@ -30,6 +30,7 @@ class ResultCode(IntEnum):
     OP_NOT_APPLICABLE = 26  # a CDT index/rank out of range, a context leading nowhere
     FILTERED_OUT = 27
     SECURITY_NOT_ENABLED = 52
+    GEO_INVALID_GEOJSON = 160  # a GeoJSON bin value the server cannot parse
 
 
 class AerospikeError(Exception):

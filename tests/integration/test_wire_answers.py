@@ -265,5 +265,5 @@ def test_a_geojson_bin_the_server_cannot_read_is_refused(aero, geojson):
     key = (NS, SET, "bad-geo")
     with pytest.raises(ex.AerospikeError) as caught:
         aero.put(key, {"g": aerospike.GeoJSON(geojson)})
-    assert caught.value.code == 160  # AS_ERR_GEO_INVALID_GEOJSON
+    assert caught.value.code == ResultCode.GEO_INVALID_GEOJSON
     aero.put(key, {"g": aerospike.GeoJSON({"type": "AeroCircle", "coordinates": [[1, 2], 10]})})
