@@ -121,9 +121,10 @@ class InfoHandler:
             "udf-get": lambda a, k: node.udf.registry.get(k),
             "udf-list": lambda a, k: node.udf.registry.list(),
             "udf-merge": self._udf_merge,  # ours: one node telling another (see _udf_change)
-            # background scan/query jobs (cluster/node/udf_jobs.py); scan-show: the pre-6.0 name
-            "query-show": self._query_show,
-            "scan-show": self._query_show,
+            # background scan/query jobs (cluster/node/udf_jobs.py)
+            "query-show": lambda a, k: self._job_command(node.transactions.jobs.show, k),
+            "query-abort": lambda a, k: self._job_command(node.transactions.jobs.abort, k),
+            "query-abort-all": lambda a, k: node.transactions.jobs.abort_all(),
             "bins": lambda a, k: "",
             "sindex-create": self._sindex_create,
             "sindex-delete": self._sindex_delete,
@@ -411,9 +412,12 @@ class InfoHandler:
         except ValueError as exc:
             raise InfoError(4, str(exc)) from None
 
-    def _query_show(self, args, kv) -> str:
+    @staticmethod
+    def _job_command(command: Callable[[dict[str, str]], str], kv: dict[str, str]) -> str:
         try:
-            return self.node.transactions.jobs.show(kv)
+            return command(kv)
+        except ValueError as exc:
+            raise InfoError(int(ResultCode.PARAMETER), str(exc)) from None
         except LookupError as exc:
             raise InfoError(int(ResultCode.KEY_NOT_FOUND), str(exc)) from None
 

@@ -53,6 +53,7 @@ class Job:
     status: str = "active(ok)"
     partitions_total: int = 0
     partitions_done: int = 0
+    task: asyncio.Task | None = None
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ("recs-throttled", "recs-filtered-meta", "recs-filtered-bins", "recs-succeeded", "recs-failed"), 0))
 
@@ -78,8 +79,7 @@ class Job:
 class BackgroundJobs:
     def __init__(self, tx: "Transactions"):
         self.tx = tx
-        self.jobs: OrderedDict[int, Job] = OrderedDict()
-        self._tasks: set[asyncio.Task] = set()
+        self.jobs: OrderedDict[int, Job] = OrderedDict()  # each job keeps its task (a reference, so it runs on)
 
     def start(self, msg: Message) -> bytes:
         """Validate the request, start its job, and answer OK (errors: the code, as a LAST reply)."""
@@ -108,9 +108,7 @@ class BackgroundJobs:
                    if (v := fields.get(k)) is not None}
         request = Message(info2=Info2.WRITE | (msg.info2 & _WRITE_FLAGS), info3=msg.info3 & ~Info3.LAST,
                           record_ttl=msg.record_ttl, fields=carried, ops=msg.ops)
-        task = asyncio.get_running_loop().create_task(self._run(job, ns, plan, index_query, request))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        job.task = asyncio.get_running_loop().create_task(self._run(job, ns, plan, index_query, request))
         log.info("background job %d on {%s|%s} started: %s", trid, ns.name, set_name,
                  f"UDF {job.module}.{job.function}" if udf else f"{len(msg.ops)} ops")
         return wm.encode_header_only(ResultCode.OK, info3=Info3.LAST)
@@ -155,7 +153,8 @@ class BackgroundJobs:
                 job.partitions_done += 1
             job.status = "done(ok)"
         except asyncio.CancelledError:
-            job.status = "done(abandoned-unknown)"
+            if job.status.startswith("active"):  # not a user's abort: the node is stopping
+                job.status = "done(abandoned-unknown)"
             raise
         except Exception:  # a job never takes the node down; its status says it failed
             log.exception("background job %d failed", job.trid)
@@ -181,11 +180,34 @@ class BackgroundJobs:
             job.counts["recs-failed"] += 1
 
     def show(self, kv: dict[str, str]) -> str:
-        """`query-show[:trid=<id>]` (also `scan-show`): one job, or every job."""
-        trid = kv.get("trid") or kv.get("id")
-        if trid is None:
+        """`query-show[:id=<id>]` (`trid=` too): one job, or every job."""
+        if "id" not in kv and "trid" not in kv:
             return ";".join(job.show() for job in reversed(self.jobs.values()))
-        job = self.jobs.get(int(trid)) if trid.isdigit() else None
+        job = self.jobs.get(_job_id(kv))
         if job is None:
             raise LookupError("job not found")
         return job.show()
+
+    def abort(self, kv: dict[str, str]) -> str:
+        """`query-abort:id=<id>`: stop a running job (its status: done(user-aborted))."""
+        job = self.jobs.get(_job_id(kv))
+        if job is None or job.finished is not None or job.task is None:
+            raise LookupError("id not active")
+        job.task.cancel()
+        job.status = "done(user-aborted)"
+        return "ok"
+
+    def abort_all(self) -> str:
+        running = [job for job in self.jobs.values() if job.finished is None and job.task is not None]
+        for job in running:
+            job.task.cancel()
+            job.status = "done(user-aborted)"
+        return f"number-of-queries-killed:{len(running)}"
+
+
+def _job_id(kv: dict[str, str]) -> int:
+    """The id a job command names (decimal; `trid` is the older name), ValueError if bad."""
+    raw = kv.get("id") or kv.get("trid") or ""
+    if not raw.isdigit() or int(raw) == 0:
+        raise ValueError("bad id")
+    return int(raw)

@@ -6,6 +6,7 @@ sandbox and the budget, persistence across a restart, sharing with every member.
 import base64
 import hashlib
 import json
+import threading
 import time
 
 import aerospike
@@ -207,6 +208,33 @@ def test_background_scan_runs_the_udf_on_every_record_and_reports_its_job(udf_cl
     shown = dict(item.split("=", 1) for item in node.info(f"query-show:trid={failing}").split(":"))
     assert (shown["recs-succeeded"], shown["recs-failed"]) == ("0", "300")
     assert node.info("query-show:trid=12345") == "ERROR:2:job not found"
+
+
+def test_a_throttled_job_runs_in_the_background_and_can_be_aborted(udf_client, node):
+    keys = [(NS, "slow", i) for i in range(100)]
+    for k in keys:
+        udf_client.put(k, {"n": 0})
+    # the client's scan_apply returns once the job is done: run it aside, watch it with query-show
+    applying = threading.Thread(target=udf_client.scan_apply,
+                                args=(NS, "slow", "udfmod", "add", ["n", 1], {"records_per_second": 20}))
+    applying.start()
+
+    def active() -> dict | None:
+        for job in filter(None, node.info("query-show").split(";")):
+            shown = dict(item.split("=", 1) for item in job.split(":"))
+            if shown["status"] == "active(ok)" and int(shown["recs-succeeded"]) > 0:
+                return shown
+        return None
+
+    shown = wait_until(active, 10, "the job to be running")
+    assert udf_client.get(keys[0])[2] is not None  # the node serves requests while the job runs
+    assert node.info(f"query-abort:id={shown['trid']}") == "ok"
+    applying.join(20)
+    shown = dict(item.split("=", 1) for item in node.info(f"query-show:id={shown['trid']}").split(":"))
+    assert shown["status"] == "done(user-aborted)" and int(shown["recs-succeeded"]) < 100
+    assert node.info(f"query-abort:id={shown['trid']}") == "ERROR:2:id not active"
+    assert node.info("query-abort:id=x") == "ERROR:4:bad id"
+    assert node.info("query-abort-all") == "number-of-queries-killed:0"
 
 
 def test_background_ops_and_a_filter_expression(udf_client):
