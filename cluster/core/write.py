@@ -25,14 +25,14 @@ from cluster.wire.particles import ParticleType
 from cluster.wire.result_codes import AerospikeError, ResultCode
 
 from . import bins as binops
-from . import cdt, expressions
+from . import cdt, expressions, hll
 from .records import DURABLE, ERASED, RecordImage
 
 TTL_NEVER_EXPIRE = 0xFFFFFFFF
 TTL_DONT_UPDATE = 0xFFFFFFFE
 MAX_GENERATION = 0xFFFF
-UNSUPPORTED_OPS = frozenset({OpType.BIT_READ, OpType.BIT_MODIFY, OpType.HLL_READ, OpType.HLL_MODIFY})
-READS = frozenset({OpType.READ, OpType.CDT_READ, OpType.EXP_READ})
+UNSUPPORTED_OPS = frozenset({OpType.BIT_READ, OpType.BIT_MODIFY})
+READS = frozenset({OpType.READ, OpType.CDT_READ, OpType.EXP_READ, OpType.HLL_READ})
 
 
 class Outcome:
@@ -74,6 +74,8 @@ def read_op(record_bins: binops.Bins, op: Op, record: RecordImage | None = None,
         return cdt.read(record_bins, op)
     if op.op == OpType.EXP_READ:
         return expressions.read(record_bins, op, record, now_ms)
+    if op.op == OpType.HLL_READ:
+        return hll.read(record_bins, op) if op.name in record_bins else [_nil(op)]
     if op.op in UNSUPPORTED_OPS:
         raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"op {op.op} is not implemented")
     if op.op != OpType.READ:
@@ -90,7 +92,7 @@ def write_read_answers(record_bins: binops.Bins, op: Op, record: RecordImage | N
     (write.c, process_bin_read_op): a read of a missing bin, plain or CDT, answers nothing
     unless the client asked for RESPOND_ALL_OPS (then NULL); a CDT or expression read of
     an existing bin always answers, NULL when it has no value."""
-    if op.op in (OpType.READ, OpType.CDT_READ) and op.name and op.name not in record_bins:
+    if op.op in (OpType.READ, OpType.CDT_READ, OpType.HLL_READ) and op.name and op.name not in record_bins:
         return [_nil(op)] if respond_all else []
     return read_op(record_bins, op, record, now_ms)
 
@@ -181,6 +183,11 @@ def write(current: RecordImage | None, digest: bytes, msg: Message, set_name: st
             # a CDT modify without a result (list_set, clear, sort, return type NONE ...)
             # answers nothing unless the client asked for every op's answer
             out.extend(a for a in cdt.modify(record_bins, op) if respond_all or a.ptype != ParticleType.NULL)
+            continue
+        elif code == OpType.HLL_MODIFY:
+            # as a CDT modify: an op without a result (init, set_union, fold) answers nothing
+            # unless the client asked for every op's answer
+            out.extend(a for a in hll.modify(record_bins, op) if respond_all or a.ptype != ParticleType.NULL)
             continue
         elif code == OpType.EXP_MODIFY:
             expressions.modify(record_bins, op, live, now_ms)

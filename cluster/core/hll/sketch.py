@@ -1,0 +1,321 @@
+"""The HyperLogLog sketch as the server keeps it (particle_hll.c): layout, hash, estimators.
+
+A particle is an 11-byte header — u8 flags (always 0), u8 index bits (4..16), u8 minhash
+bits (0 or 4..51, index + minhash <= 64), u64 cached count in the host's (little-endian)
+order, 0 when unknown — then 2**index_bits registers of 6 + minhash bits each, packed from
+the most significant bit of the first byte down, the last byte padded with zeros.
+
+A register holds (hll value << minhash bits) | minhash value: HyperMinHash (Yu & Weber,
+arXiv 1710.08436) keeps a few bits of the hash beside HyperLogLog's rank, which is what
+makes intersections and similarity estimable. The count is Ertl's improved estimator
+(arXiv 1702.01284, algorithm 6). Every formula is the server's, step for step in floating
+point, so counts and similarities come out equal to its answers.
+"""
+
+import math
+import struct
+
+HLL_BITS = 6  # bits of a register's rank part
+HLL_MAX_VALUE = 1 << HLL_BITS
+MIN_INDEX_BITS, MAX_INDEX_BITS = 4, 16
+MIN_MINHASH_BITS, MAX_MINHASH_BITS = 4, 64 - HLL_BITS - 7
+MAX_COMBINED_BITS = 64
+HEADER = struct.Struct("<BBBQ")
+F64 = struct.Struct(">d")
+_M64 = (1 << 64) - 1
+
+
+def valid_index_bits(n: int) -> bool:
+    return MIN_INDEX_BITS <= n <= MAX_INDEX_BITS
+
+
+def valid_minhash_bits(n: int) -> bool:
+    return n == 0 or MIN_MINHASH_BITS <= n <= MAX_MINHASH_BITS
+
+
+def valid_bits(index_bits: int, minhash_bits: int) -> bool:
+    return (valid_index_bits(index_bits) and valid_minhash_bits(minhash_bits)
+            and index_bits + minhash_bits <= MAX_COMBINED_BITS)
+
+
+def registers_size(index_bits: int, minhash_bits: int) -> int:
+    return ((HLL_BITS + minhash_bits) * (1 << index_bits) + 7) // 8
+
+
+def particle_size(index_bits: int, minhash_bits: int) -> int:
+    return HEADER.size + registers_size(index_bits, minhash_bits)
+
+
+def is_valid_particle(data: bytes) -> bool:
+    """What the server checks of a stored or sent HLL: flags 0, bits in range, exact size."""
+    if len(data) < HEADER.size:
+        return False
+    flags, index_bits, minhash_bits, _ = HEADER.unpack_from(data)
+    return (flags == 0 and valid_bits(index_bits, minhash_bits)
+            and len(data) == particle_size(index_bits, minhash_bits))
+
+
+# -- the hash ---------------------------------------------------------------------------------
+
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (64 - r))) & _M64
+
+
+def _fmix(k: int) -> int:
+    k ^= k >> 33
+    k = (k * 0xFF51AFD7ED558CCD) & _M64
+    k ^= k >> 33
+    k = (k * 0xC4CEB9FE1A85EC53) & _M64
+    return k ^ (k >> 33)
+
+
+_C1, _C2 = 0x87C37B91114253D5, 0x4CF5AD432745937F
+
+
+def murmur3_128(data: bytes) -> tuple[int, int]:
+    """MurmurHash3 x64 128 with seed 0 (the server's cf_hash_math.h): (h1, h2)."""
+    h1 = h2 = 0
+    n_blocks = len(data) // 16
+    for i in range(n_blocks):
+        k1, k2 = struct.unpack_from("<QQ", data, i * 16)
+        h1 ^= (_rotl((k1 * _C1) & _M64, 31) * _C2) & _M64
+        h1 = (_rotl(h1, 27) + h2) & _M64
+        h1 = (h1 * 5 + 0x52DCE729) & _M64
+        h2 ^= (_rotl((k2 * _C2) & _M64, 33) * _C1) & _M64
+        h2 = (_rotl(h2, 31) + h1) & _M64
+        h2 = (h2 * 5 + 0x38495AB5) & _M64
+    tail = data[n_blocks * 16:]
+    if len(tail) > 8:
+        k2 = int.from_bytes(tail[8:], "little")
+        h2 ^= (_rotl((k2 * _C2) & _M64, 33) * _C1) & _M64
+    if tail:
+        k1 = int.from_bytes(tail[:8], "little")
+        h1 ^= (_rotl((k1 * _C1) & _M64, 31) * _C2) & _M64
+    h1 ^= len(data)
+    h2 ^= len(data)
+    h1 = (h1 + h2) & _M64
+    h2 = (h2 + h1) & _M64
+    h1, h2 = _fmix(h1), _fmix(h2)
+    h1 = (h1 + h2) & _M64
+    h2 = (h2 + h1) & _M64
+    return h1, h2
+
+
+def _trailing_zeros(x: int) -> int:
+    return 64 if x == 0 else (x & -x).bit_length() - 1
+
+
+class Sketch:
+    """One HLL decoded: its bits, cached count and registers as a list of ints."""
+
+    __slots__ = ("index_bits", "minhash_bits", "cache", "registers")
+
+    def __init__(self, index_bits: int, minhash_bits: int, cache: int = 0, registers: list[int] | None = None):
+        self.index_bits = index_bits
+        self.minhash_bits = minhash_bits
+        self.cache = cache
+        self.registers = registers if registers is not None else [0] * (1 << index_bits)
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Sketch":
+        """A particle already checked by is_valid_particle."""
+        _, index_bits, minhash_bits, cache = HEADER.unpack_from(data)
+        width, n = HLL_BITS + minhash_bits, 1 << index_bits
+        body = data[HEADER.size:]
+        bits = format(int.from_bytes(body, "big"), f"0{len(body) * 8}b") if body else ""
+        registers = [int(bits[i:i + width], 2) for i in range(0, width * n, width)]
+        return cls(index_bits, minhash_bits, cache, registers)
+
+    def encode(self) -> bytes:
+        width = HLL_BITS + self.minhash_bits
+        size = registers_size(self.index_bits, self.minhash_bits)
+        bits = "".join(format(v, f"0{width}b") for v in self.registers).ljust(size * 8, "0")
+        return HEADER.pack(0, self.index_bits, self.minhash_bits, self.cache) + int(bits, 2).to_bytes(size, "big")
+
+    def copy(self) -> "Sketch":
+        return Sketch(self.index_bits, self.minhash_bits, self.cache, list(self.registers))
+
+    def rank(self, value: int) -> int:
+        return (value >> self.minhash_bits) & 0xFF
+
+    # -- adding and testing elements ----------------------------------------------------------
+
+    def _hash(self, element: bytes) -> tuple[int, int]:
+        """(register index, register value) of an element (its compact msgpack bytes)."""
+        h1, h2 = murmur3_128(element)
+        index = h1 & ((1 << self.index_bits) - 1)
+        minhash = (h1 >> self.index_bits) & ((1 << self.minhash_bits) - 1)
+        rank = _trailing_zeros(h2) + 1
+        return index, (rank << self.minhash_bits) | minhash
+
+    def add(self, element: bytes) -> bool:
+        """True if the element changed a register (the server's n_added counts these)."""
+        index, value = self._hash(element)
+        if self.registers[index] < value:
+            self.registers[index] = value
+            self.cache = 0
+            return True
+        return False
+
+    def may_contain(self, element: bytes) -> bool:
+        index, value = self._hash(element)
+        return value <= self.registers[index]
+
+    # -- estimates ----------------------------------------------------------------------------
+
+    def count(self) -> int:
+        """The cached count if there is one (the server trusts it), else Ertl's estimate."""
+        if self.cache:
+            return self.cache
+        n = len(self.registers)
+        histogram = [0] * (HLL_MAX_VALUE + 1)
+        for value in self.registers:
+            histogram[self.rank(value)] += 1
+        z = n * _tau(histogram[HLL_MAX_VALUE] / n)
+        for k in range(HLL_MAX_VALUE, 0, -1):
+            z = 0.5 * (z + histogram[k])
+        z += n * _sigma(histogram[0] / n)
+        estimate = _alpha(self.index_bits) * n * n / z if z else math.inf
+        return _round(estimate)
+
+    def used_registers(self) -> int:
+        return sum(1 for v in self.registers if v)
+
+    def has_data(self) -> bool:
+        """The server looks only at the first 2**index_bits bytes of the registers (enough
+        for it: only sketches with minhash bits, whose registers are longer, ask)."""
+        return any(self.encode()[HEADER.size:HEADER.size + (1 << self.index_bits)])
+
+
+def _round(x: float) -> int:
+    """llround: half away from zero, on a non-negative estimate (inf saturates as C's does)."""
+    if math.isinf(x) or math.isnan(x):
+        return 0 if math.isnan(x) or x < 0 else (1 << 63)
+    whole = math.floor(x)
+    return whole + 1 if x - whole >= 0.5 else whole
+
+
+def _tau(x: float) -> float:
+    if x in (0.0, 1.0):
+        return 0.0
+    y, z = 1.0, 1 - x
+    while True:
+        x = math.sqrt(x)
+        previous = z
+        y *= 0.5
+        z -= math.pow(1 - x, 2) * y
+        if z == previous:
+            return z / 3
+
+
+def _sigma(x: float) -> float:
+    if x == 1.0:
+        return math.inf
+    y, z = 1.0, x
+    while True:
+        x *= x
+        previous = z
+        z += x * y
+        y += y
+        if z == previous:
+            return z
+
+
+def _alpha(index_bits: int) -> float:
+    return {4: 0.673, 5: 0.697, 6: 0.709}.get(index_bits, 0.7213 / (1.0 + 1.079 / (1 << index_bits)))
+
+
+# -- several sketches -------------------------------------------------------------------------
+
+def template(sketches: list[Sketch]) -> tuple[int, int]:
+    """(index bits, minhash bits) a union of these can have: the fewest index bits, and
+    minhash bits only if all of them have the same."""
+    index_bits, minhash_bits = sketches[0].index_bits, sketches[0].minhash_bits
+    for s in sketches[1:]:
+        index_bits = min(index_bits, s.index_bits)
+        if minhash_bits != s.minhash_bits:
+            minhash_bits = 0
+    return index_bits, minhash_bits
+
+
+def union_into(target: Sketch, other: Sketch) -> None:
+    """Fold `other` (with at least target's index bits) into target, register by register:
+    whole values when target keeps minhash bits, else the ranks only."""
+    mask = (1 << target.index_bits) - 1
+    regs = target.registers
+    whole = target.minhash_bits != 0
+    for r, value in enumerate(other.registers):
+        if not whole:
+            value = other.rank(value)
+        if regs[r & mask] < value:
+            regs[r & mask] = value
+    if whole:
+        target.cache = 0
+
+
+def union(sketches: list[Sketch]) -> Sketch:
+    result = Sketch(*template(sketches))
+    for s in sketches:
+        union_into(result, s)
+    return result
+
+
+def union_count(sketches: list[Sketch]) -> int:
+    return union(sketches).count()
+
+
+def intersect_count(sketches: list[Sketch]) -> int:
+    if template(sketches)[1] == 0:
+        return _inclusion_exclusion(sketches)
+    j = similarity(sketches)
+    if math.isnan(j):
+        return 0
+    return _round(union_count(sketches) * j)
+
+
+def _inclusion_exclusion(sketches: list[Sketch]) -> int:
+    """Plain HLL intersection of 2 or 3 sketches from their counts and their unions'."""
+    union_est = union_count(sketches)
+    total = 0
+    for s in sketches:
+        total = min(total + s.count(), _M64)  # the server saturates rather than wrap
+    if len(sketches) == 2:
+        return total - union_est if total > union_est else 0
+    a, b, c = sketches
+    pairs = intersect_count([a, b]) + intersect_count([b, c]) + intersect_count([a, c])
+    return max(0, union_est - (total - pairs))
+
+
+def similarity(sketches: list[Sketch]) -> float:
+    index_bits, minhash_bits = template(sketches)
+    if minhash_bits == 0:
+        return _inclusion_exclusion(sketches) / union_count(sketches) if union_count(sketches) else math.nan
+    with_data = [s.has_data() for s in sketches]
+    if not all(with_data):
+        return 0.0 if any(with_data) else math.nan
+    n_union = union(sketches).used_registers()
+    common = Sketch(index_bits, minhash_bits)
+    union_into(common, sketches[0])
+    mask = (1 << index_bits) - 1
+    for s in sketches[1:]:
+        regs = common.registers
+        for r, value in enumerate(s.registers):
+            regs[r & mask] = regs[r & mask] if regs[r & mask] == value else 0
+    collisions = 0.0
+    if len(sketches) == 2:
+        collisions = _expected_collisions(index_bits, minhash_bits, sketches[0].count(), sketches[1].count())
+    return max(0.0, (common.used_registers() - collisions) / n_union)
+
+
+def _expected_collisions(index_bits: int, minhash_bits: int, card0: int, card1: int) -> float:
+    """How many registers two unrelated sets of these sizes would share by chance (the
+    HyperMinHash paper's correction for a two-set Jaccard estimate)."""
+    n = 1 << index_bits
+    total = 0.0
+    for i in range(1, HLL_MAX_VALUE + 1):
+        b1 = (math.pow(2, -i) if i != HLL_MAX_VALUE else 0.0) / n
+        b2 = math.pow(2, -i + 1) / n
+        pr_x = math.pow(1 - b1, float(card0)) - math.pow(1 - b2, float(card0))
+        pr_y = math.pow(1 - b1, float(card1)) - math.pow(1 - b2, float(card1))
+        total += pr_x * pr_y
+    return total * n / math.pow(2, minhash_bits)
