@@ -7,9 +7,9 @@ client repeating a filter does not pay for compiling it again). `RecordView` is 
 expression sees of a record. The node decides where a filter applies and what a failing
 one answers (cluster/node/transactions.py); this package only evaluates.
 
-List and map operations inside expressions run on cluster/core/cdt, geo comparisons
-(op 8) on geo.py. Not implemented, refused with UNSUPPORTED_FEATURE (16): bit and
-HyperLogLog calls, HyperLogLog bins or constants, and what only path selection uses (loop
+List and map operations inside expressions run on cluster/core/cdt, HyperLogLog calls on
+cluster/core/hll (hll_calls.py), geo comparisons (op 8) on geo.py. Not implemented,
+refused with UNSUPPORTED_FEATURE (16): bit calls and what only path selection uses (loop
 variables, result_remove).
 """
 
@@ -116,7 +116,7 @@ def _particle(rtype: int, value: object) -> tuple[int, bytes] | None:
         return ParticleType.BOOL, b"\x01" if value else b"\x00"
     if rtype == NIL:
         return None
-    return PARTICLE_OF[rtype], value  # strings, blobs, GeoJSON, lists and maps: already their bytes
+    return PARTICLE_OF[rtype], value  # strings, blobs, HLLs, GeoJSON, lists and maps: already their bytes
 
 
 def read(record_bins: Bins, op: Op, record: RecordImage | None, now_ms: int) -> list[Op]:

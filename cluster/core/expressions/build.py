@@ -2,7 +2,7 @@
 
 The wire form is the server's (as/src/base/exp.c): an op is a msgpack list
 ``[code, args...]``, a constant is a msgpack scalar (strings carry their particle-type
-prefix byte: 0x03 string, 0x04 blob, 0x17 GeoJSON), a list constant is quoted
+prefix byte: 0x03 string, 0x04 blob, 0x12 HyperLogLog, 0x17 GeoJSON), a list constant is quoted
 ``[126, [...]]``, a map constant is a msgpack map. Every node has a type fixed when it is
 compiled, checked as the server checks it: an ill-typed or malformed expression is a
 PARAMETER error (4) before anything runs.
@@ -155,7 +155,7 @@ class Builder:
                     raise bad(f"GeoJSON constant: {exc}") from None
                 return constant(GEO_PARTICLE_HEAD + body, GEO)
             if prefix == ParticleType.HLL:
-                raise unsupported("HyperLogLog")
+                return constant(body, HLL)
             raise bad(f"constant of particle type {prefix}")
         raise bad(f"constant {value!r} of no expression type")
 
@@ -385,8 +385,6 @@ def build_bin(b: Builder, code: int, n: int) -> Node:
     rtype = b.integer("bin type")
     if not 0 <= rtype <= HLL:
         raise bad(f"bin type {rtype}")
-    if rtype == HLL:
-        raise unsupported("reading a HyperLogLog bin")
     name = _bin_name(b, "bin")
     ptype = PARTICLE_OF[rtype]
 

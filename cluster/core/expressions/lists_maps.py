@@ -1,5 +1,6 @@
 """Lists and maps in expressions: comparing them, membership, map keys/values, and list/map
 operations called from an expression (op 127 with the CDT system), all on cluster/core/cdt.
+Calls of the HyperLogLog system go on to hll_calls.py.
 
 Lists and maps stay msgpack bytes in an expression (as bins keep them) and are decoded to
 CDT values only for these. Their order is the server's CDT order (cdt/values.py); a map
@@ -26,7 +27,8 @@ from cluster.wire.particles import ParticleType
 from cluster.wire.result_codes import AerospikeError
 
 CDT_SYSTEM, MODIFY_LOCAL = 0, 0x40  # a call's system, and its flag for "modify a copy"
-_OTHER_SYSTEMS = {1: "bit calls", 2: "HyperLogLog calls"}  # the server's, which we do not implement
+HLL_SYSTEM = 2  # HyperLogLog calls: hll_calls.py
+_OTHER_SYSTEMS = {1: "bit calls"}  # the server's, which we do not implement
 CONTEXT_EVAL = 0xFF  # [0xff, context, [op, args...]]: the op applies inside the bin
 SELECT = 0xFE  # path selection: [0xfe, context, flags, modify-expression?]
 
@@ -86,9 +88,13 @@ def build_call(b, code: int, n: int) -> Node:
         raise bad(f"call result type {rtype}")
     if system & ~MODIFY_LOCAL in _OTHER_SYSTEMS:
         raise unsupported(_OTHER_SYSTEMS[system & ~MODIFY_LOCAL])
+    if system & ~MODIFY_LOCAL == HLL_SYSTEM:
+        from cluster.core.expressions import hll_calls  # it builds on this module
+
+        return hll_calls.build(b, rtype, bool(system & MODIFY_LOCAL))
     if system & ~MODIFY_LOCAL != CDT_SYSTEM:
         raise bad(f"call system {system}")  # e.g. the string calls of newer clients: unknown to server 8.1
-    head, pieces = _call_op(b)
+    op_bytes = call_op(b)
     target = b.next()
     if target.type not in (NIL, LIST, MAP):
         raise bad(f"call on a {TYPE_NAMES[target.type]}")
@@ -96,20 +102,14 @@ def build_call(b, code: int, n: int) -> Node:
     ptype, target_run, target_ptype = PARTICLE_OF[rtype], target.run, PARTICLE_OF[target.type]
 
     def call(rec):
-        parts = [head]
-        for piece in pieces:
-            if type(piece) is bytes:
-                parts.append(piece)
-                continue
-            value = piece.run(rec)
-            if value is UNKNOWN:
-                return UNKNOWN
-            parts.append(to_msgpack(piece.type, value))
+        payload = op_bytes(rec)
+        if payload is UNKNOWN:
+            return UNKNOWN
         container = target_run(rec)
         if container is UNKNOWN:
             return UNKNOWN
         try:
-            op_code, args, ctx = cdt.decode_request(b"".join(parts))
+            op_code, args, ctx = cdt.decode_request(payload)
             value = cdt_values.from_particle(target_ptype, container) if container is not None else None
             if modify:
                 result, _answer = cdt.apply_modify(value, op_code, args, ctx)
@@ -124,6 +124,25 @@ def build_call(b, code: int, n: int) -> Node:
             return UNKNOWN
         return None if rtype == NIL else decode_particle(rtype, answered[1])
     return Node(call, rtype)
+
+
+def call_op(b):
+    """Compile a call's op (a CDT or HLL op whose arguments may be expressions) into a
+    function of the record giving the op's bytes, or UNKNOWN when an argument is unknown."""
+    head, pieces = _call_op(b)
+
+    def op_bytes(rec):
+        parts = [head]
+        for piece in pieces:
+            if type(piece) is bytes:
+                parts.append(piece)
+                continue
+            value = piece.run(rec)
+            if value is UNKNOWN:
+                return UNKNOWN
+            parts.append(to_msgpack(piece.type, value))
+        return b"".join(parts)
+    return op_bytes
 
 
 def _call_op(b) -> tuple[bytes, list]:

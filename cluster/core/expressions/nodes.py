@@ -2,7 +2,7 @@
 the errors a bad expression gets, and how values map to particles and msgpack.
 
 Values at run time: nil None, bool, int (64-bit, wrapping like the server's C), float,
-and bytes for strings (UTF-8, no prefix), blobs, GeoJSON (the bin's particle bytes),
+and bytes for strings (UTF-8, no prefix), blobs, HyperLogLogs and GeoJSON (the bin's particle bytes),
 lists and maps (msgpack, as bins keep them).
 """
 
@@ -78,7 +78,7 @@ def to_msgpack(rtype: int, value: object) -> bytes:
     """An expression value as a list element holds it (strings and blobs with their prefix)."""
     if rtype in (LIST, MAP):
         return value
-    if rtype in (STR, BLOB):
+    if rtype in (STR, BLOB, HLL):
         return msgpack.packb(bytes((PARTICLE_OF[rtype],)) + value, use_bin_type=False)
     if rtype == GEO:
         return msgpack.packb(bytes((ParticleType.GEOJSON,)) + value[len(GEO_PARTICLE_HEAD):], use_bin_type=False)
