@@ -146,3 +146,13 @@ def test_memory_is_capped():
     outcome, name, value = run(rt, 'function big(r) return #string.rep("x", 100000000) end', "big")
     assert (outcome.result, name, value) == (100, "FAILURE", "not enough memory")
     assert run(rt, "function f(r) return #string.rep('x', 1000) end", "f")[2] == 1000  # and it recovers
+
+
+def test_require_loads_another_module_under_the_callers_budget(lua):
+    lua.registry.put(put_line("helper.lua", "local M = {} function M.twice(x) return 2 * x end return M"), 1)
+    text = """
+function use(r, x) local h = require('helper') return h.twice(x) end
+function spin_after(r) require('helper') while true do end end
+"""
+    assert run(lua, text, "use", 21)[2] == 42
+    assert run(lua, text, "spin_after")[2] == "UDF exceeded its execution budget"

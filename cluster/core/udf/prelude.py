@@ -494,6 +494,7 @@ SAFE._G = SAFE
 SAFE.math.randomseed = nil   -- the node's generator is not the UDF's to reseed
 
 local modules = {}   -- name -> the module's environment, once loaded
+local exports = {}   -- name -> what require() gives: the chunk's return value, else its environment
 
 local function load_module(name, source, chunkname)
   local env = setmetatable({}, { __index = SAFE })
@@ -504,13 +505,10 @@ local function load_module(name, source, chunkname)
 end
 -- require('other'): another registered module, loaded through Python (never a file)
 SAFE.require = function(name)
-  local env = modules[name]
-  if env == nil then
-    local found = host.module(name)
-    if not found then error("module '" .. tostring(name) .. "' not found", 2) end
-    env = modules[name]
+  if modules[name] == nil and not host.module(name) then
+    error("module '" .. tostring(name) .. "' not found", 2)
   end
-  return env
+  return exports[name]
 end
 
 local api = {}
@@ -521,18 +519,24 @@ function api.compile(source, chunkname)
   return err
 end
 -- (Re)load a module: run its top level under the budget; nil or the error text
+local calling = false   -- inside api.call: a require() loads under the caller's budget and hook
 function api.install(name, source, chunkname, instructions)
   local chunk, env = load_module(name, source, chunkname)
   if not chunk then return env end
-  budget.left, budget.over = instructions, false
-  sethook(count_hook, "", STEP)
-  local ok, err = real_pcall(chunk)
-  sethook()
-  if not ok then return tostring(err) end
+  local nested = calling
+  if not nested then
+    budget.left, budget.over = instructions, false
+    sethook(count_hook, "", STEP)
+  end
+  local ok, result = real_pcall(chunk)
+  if not nested then sethook() end
+  if budget.over then error(OVER, 0) end
+  if not ok then return tostring(result) end
   modules[name] = env
+  if result == nil then exports[name] = env else exports[name] = result end
   return nil
 end
-function api.forget(name) modules[name] = nil end
+function api.forget(name) modules[name] = nil; exports[name] = nil end
 function api.loaded(name) return modules[name] ~= nil end
 
 -- Call module.fn(rec, args...) under the budget: ok, result (or the error's text)
@@ -543,9 +547,11 @@ function api.call(name, fname, rec, args, nargs, instructions)
   local plain = {}   -- NIL stood for the client's nil arguments on the way in
   for i = 1, nargs do if args[i] ~= NIL then plain[i] = args[i] end end
   budget.left, budget.over = instructions, false
+  calling = true
   sethook(count_hook, "", STEP)
   local ok, result = real_pcall(f, rec, table.unpack(plain, 1, nargs))
   sethook()
+  calling = false
   if budget.over then return false, OVER end
   if not ok and type(result) ~= "string" then result = nil end
   return ok, result

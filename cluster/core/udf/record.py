@@ -20,7 +20,7 @@ from cluster.wire.message import FieldType, Info2, Info3, Message, Op, OpType
 from cluster.wire.particles import ParticleType
 from cluster.wire.result_codes import AerospikeError, ResultCode
 
-from .runtime import LuaRuntime
+from .runtime import LUA_ERRORS, LuaRuntime
 from .values import UdfValueError
 
 # AS_MSG fields of a UDF call (as/include/base/proto.h)
@@ -102,6 +102,8 @@ def apply(runtime: LuaRuntime, current: RecordImage | None, digest: bytes, msg: 
         return failure(str(exc))
     except (TypeError, OverflowError) as exc:  # a value no bin can hold
         return failure(f"result value type unexpected: {exc}")
+    except LUA_ERRORS as exc:  # building the record or its values in Lua failed: the UDF fails, not the node
+        return failure(str(exc))
 
     if action == b"remove":
         outcome = writes.delete(current, Message(info2=msg.info2 | Info2.WRITE | Info2.DELETE), now_ms)

@@ -22,6 +22,8 @@ log = logging.getLogger("cluster.udf")
 
 INSTRUCTIONS = 50_000_000  # per call: ~ a second of Lua, far above what a record UDF needs
 MAX_MEMORY = 256 * 1024 * 1024  # bytes the Lua state may hold
+# what crossing into Lua may raise outside a UDF's own pcall (the state's memory cap, mostly)
+LUA_ERRORS = (lua.LuaError, MemoryError)
 _LEVELS = {b"warn": logging.WARNING, b"info": logging.INFO, b"debug": logging.DEBUG, b"trace": logging.DEBUG}
 
 
@@ -50,7 +52,10 @@ class LuaRuntime:
 
     def compile_error(self, filename: str, source: bytes) -> str | None:
         """None if `source` compiles, else Lua's message ("<file>:<line>: <why>")."""
-        err = self.api.compile(source, self._chunkname(filename))
+        try:
+            err = self.api.compile(source, self._chunkname(filename))
+        except LUA_ERRORS as exc:
+            return f"{filename}:0: {exc}"
         return None if err is None else err.decode(errors="replace")
 
     def _require(self, name: bytes) -> bool:
@@ -66,7 +71,11 @@ class LuaRuntime:
         text, version = found
         if self._loaded.get(module) == version:
             return None
-        err = self.api.install(module.encode(), text.encode(), self._chunkname(f"{module}.lua"), self.instructions)
+        try:
+            err = self.api.install(module.encode(), text.encode(), self._chunkname(f"{module}.lua"),
+                                   self.instructions)
+        except LUA_ERRORS as exc:
+            err = str(exc).encode()
         if err is not None:
             self.forget(module)
             return err.decode(errors="replace")
