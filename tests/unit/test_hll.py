@@ -179,3 +179,14 @@ def test_intersect_of_more_than_two_needs_equal_minhash_bits():
     with pytest.raises(AerospikeError) as caught:  # the bin's bits do not match theirs
         read(plain, hll.INTERSECT_COUNT, [hll_arg(with_minhash)] * 3)
     assert caught.value.code == ResultCode.OP_NOT_APPLICABLE
+
+
+def test_batched_hash_equals_one_at_a_time():
+    items = [bytes((i * 7 + j) % 256 for j in range(n)) for n in range(1, 41) for i in range(3)]
+    assert sketch.murmur3_128_many(items) == [murmur3_128(item) for item in items]
+    many = [s(f"key{i}") for i in range(100)]  # above the batching threshold: same registers as one by one
+    batched, _ = add(None, many, 8, 4)
+    single = None
+    for element in many:
+        single, _ = add(single, [element], 8, 4)
+    assert batched == single

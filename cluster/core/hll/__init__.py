@@ -265,8 +265,7 @@ def _init(req: _Request, old: Sketch | None):
 def _add(req: _Request, old: Sketch | None):
     # an existing sketch keeps its bits whatever the op asks
     target = old.copy() if old is not None else Sketch(*_new_bits(req, None, "add"))
-    added = sum(1 for element in req.elements if target.add(element))
-    return target, _int(added)
+    return target, _int(target.add_all(req.elements))
 
 
 def _set_union(req: _Request, old: Sketch | None):
