@@ -13,8 +13,8 @@ import pytest
 from aerospike import exception as ex
 
 from cluster.deploy.local_cluster import parse_info_kv
-from tests.conftest import wait_until
-from tests.integration.test_faults_links import evicted_one, views
+from tests.conftest import cluster_views, wait_until
+from tests.integration.test_faults_links import evicted_one
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -26,7 +26,7 @@ def client_for(cluster, timeout_ms=1000):
 
 
 def sizes(cluster) -> dict[str, str]:
-    return {name: size for name, (_key, size) in views(cluster).items()}
+    return {name: size for name, (_key, size) in cluster_views(cluster.nodes).items()}
 
 
 def test_three_containers_form_a_cluster_and_serve_the_official_client(docker_cluster):
