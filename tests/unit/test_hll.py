@@ -190,3 +190,16 @@ def test_batched_hash_equals_one_at_a_time():
     for element in many:
         single, _ = add(single, [element], 8, 4)
     assert batched == single
+
+
+def test_has_data_looks_only_where_the_server_looks():
+    # 16 registers of 10 bits: the server reads the first 16 bytes = registers 0..11 and the
+    # top 8 bits of register 12
+    hll_ = Sketch(4, 4)
+    hll_.registers[13] = 1
+    assert not hll_.has_data()
+    hll_.registers[12] = 0b11
+    assert not hll_.has_data()  # its low bits lie beyond the 16th byte
+    hll_.registers[12] = 0b100
+    assert hll_.has_data()
+    assert hll_.has_data() == any(hll_.encode()[sketch.HEADER.size:sketch.HEADER.size + 16])

@@ -71,10 +71,6 @@ class _Reader:
         first = self.peek()
         return 0x90 <= first <= 0x9F or first in (0xDC, 0xDD)
 
-    def at_map(self) -> bool:
-        first = self.peek()
-        return 0x80 <= first <= 0x8F or first in (0xDE, 0xDF)
-
     def integer(self, what: str) -> int:
         value = self.unpacker.unpack()
         if type(value) is not int:
@@ -89,10 +85,11 @@ class _Reader:
             raise _bad(f"{what}: empty list")
         return n
 
-    def raw(self) -> bytes:
-        start = self.unpacker.tell()
-        self.unpacker.skip()
-        return self.data[start:self.unpacker.tell()]
+
+_INTEGERS = range(0xCC, 0xD4)  # uint8..uint64, int8..int64
+# str / bin headers: (size of the length field, the largest length a shorter header holds)
+_STRINGS = {0xC4: (1, 0x1F), 0xD9: (1, 0x1F), 0xC5: (2, 0xFF), 0xDA: (2, 0xFF), 0xC6: (4, 0xFFFF), 0xDB: (4, 0xFFFF)}
+_CONTAINERS = frozenset([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
 
 
 def _compact(raw: bytes) -> bytes:
@@ -100,13 +97,12 @@ def _compact(raw: bytes) -> bytes:
     it hashes: integers in their shortest encoding, strings and blobs under the shortest
     string header their length allows (a blob header is kept if no shorter one fits)."""
     first = raw[0]
-    if 0xCC <= first <= 0xD3:
+    if first in _INTEGERS:
         return msgpack.packb(msgpack.unpackb(raw))
-    limits = {0xC4: 0x1F, 0xD9: 0x1F, 0xC5: 0xFF, 0xDA: 0xFF, 0xC6: 0xFFFF, 0xDB: 0xFFFF}
-    if first in limits:
-        head = {0xC4: 1, 0xD9: 1, 0xC5: 2, 0xDA: 2, 0xC6: 4, 0xDB: 4}[first]
+    if first in _STRINGS:
+        head, limit = _STRINGS[first]
         length = int.from_bytes(raw[1:1 + head], "big")
-        if length <= limits[first]:
+        if length <= limit:
             body = raw[1 + head:]
             if length <= 0x1F:
                 return bytes((0xA0 | length,)) + body
@@ -144,10 +140,17 @@ def _flags(reader: _Reader, req: _Request, allowed: int) -> None:
 
 
 def _elements(reader: _Reader, req: _Request) -> None:
+    data, unpacker, append = reader.data, reader.unpacker, req.elements.append
     for _ in range(reader.list_header("elements")):
-        if reader.at_list() or reader.at_map():
+        start = unpacker.tell()
+        if start >= len(data):
+            raise _bad("op ends early")
+        first = data[start]
+        if first in _CONTAINERS:
             raise _bad("a list or map cannot be added to an HLL")
-        req.elements.append(_compact(reader.raw()))
+        unpacker.skip()
+        raw = data[start:unpacker.tell()]
+        append(_compact(raw) if first in _INTEGERS or first in _STRINGS else raw)
 
 
 def _hlls(reader: _Reader, req: _Request) -> None:

@@ -160,6 +160,12 @@ def _trailing_zeros(x: int) -> int:
     return 64 if x == 0 else (x & -x).bit_length() - 1
 
 
+def _shifts(width: int):
+    """Bit positions of a register's bits, most significant first (registers are packed
+    from the high bit of each byte down)."""
+    return np.arange(width - 1, -1, -1, dtype=np.uint64)
+
+
 class Sketch:
     """One HLL decoded: its bits, cached count and registers as a list of ints."""
 
@@ -176,16 +182,17 @@ class Sketch:
         """A particle already checked by is_valid_particle."""
         _, index_bits, minhash_bits, cache = HEADER.unpack_from(data)
         width, n = HLL_BITS + minhash_bits, 1 << index_bits
-        body = data[HEADER.size:]
-        bits = format(int.from_bytes(body, "big"), f"0{len(body) * 8}b") if body else ""
-        registers = [int(bits[i:i + width], 2) for i in range(0, width * n, width)]
-        return cls(index_bits, minhash_bits, cache, registers)
+        body = np.frombuffer(data, dtype=np.uint8, offset=HEADER.size)
+        bits = np.unpackbits(body)[:width * n].reshape(n, width).astype(np.uint64)
+        registers = (bits << _shifts(width)).sum(axis=1, dtype=np.uint64)
+        return cls(index_bits, minhash_bits, cache, registers.tolist())
 
     def encode(self) -> bytes:
         width = HLL_BITS + self.minhash_bits
-        size = registers_size(self.index_bits, self.minhash_bits)
-        bits = "".join(format(v, f"0{width}b") for v in self.registers).ljust(size * 8, "0")
-        return HEADER.pack(0, self.index_bits, self.minhash_bits, self.cache) + int(bits, 2).to_bytes(size, "big")
+        values = np.array(self.registers, dtype=np.uint64).reshape(-1, 1)
+        bits = ((values >> _shifts(width)) & np.uint64(1)).astype(np.uint8)
+        # packbits pads the last byte with zeros, as the server's registers end
+        return HEADER.pack(0, self.index_bits, self.minhash_bits, self.cache) + np.packbits(bits.ravel()).tobytes()
 
     def copy(self) -> "Sketch":
         return Sketch(self.index_bits, self.minhash_bits, self.cache, list(self.registers))
@@ -245,7 +252,10 @@ class Sketch:
     def has_data(self) -> bool:
         """The server looks only at the first 2**index_bits bytes of the registers (enough
         for it: only sketches with minhash bits, whose registers are longer, ask)."""
-        return any(self.encode()[HEADER.size:HEADER.size + (1 << self.index_bits)])
+        width = HLL_BITS + self.minhash_bits
+        whole, partial = divmod(8 << self.index_bits, width)  # registers inside those bytes, bits of the next
+        regs = self.registers
+        return any(regs[:whole]) or bool(partial and whole < len(regs) and regs[whole] >> (width - partial))
 
 
 def _round(x: float) -> int:
