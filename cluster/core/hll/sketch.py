@@ -197,9 +197,6 @@ class Sketch:
     def copy(self) -> "Sketch":
         return Sketch(self.index_bits, self.minhash_bits, self.cache, list(self.registers))
 
-    def rank(self, value: int) -> int:
-        return (value >> self.minhash_bits) & 0xFF
-
     # -- adding and testing elements ----------------------------------------------------------
 
     def _place(self, h1: int, h2: int) -> tuple[int, int]:
@@ -216,10 +213,11 @@ class Sketch:
         """Add elements in order; how many changed a register (the server's n_added)."""
         hashes = murmur3_128_many(elements) if len(elements) > 32 else [murmur3_128(e) for e in elements]
         added, regs = 0, self.registers
+        fits = (1 << (HLL_BITS + self.minhash_bits)) - 1
         for h1, h2 in hashes:
             index, value = self._place(h1, h2)
             if regs[index] < value:
-                regs[index] = value
+                regs[index] = value & fits  # a rank of 65 (h2 == 0) does not fit: C keeps the low bits
                 added += 1
         if added:
             self.cache = 0
@@ -236,9 +234,8 @@ class Sketch:
         if self.cache:
             return self.cache
         n = len(self.registers)
-        histogram = [0] * (HLL_MAX_VALUE + 1)
-        for value in self.registers:
-            histogram[self.rank(value)] += 1
+        ranks = np.array(self.registers, dtype=np.uint64) >> np.uint64(self.minhash_bits)
+        histogram = np.bincount(ranks.astype(np.int64), minlength=HLL_MAX_VALUE + 1).tolist()
         z = n * _tau(histogram[HLL_MAX_VALUE] / n)
         for k in range(HLL_MAX_VALUE, 0, -1):
             z = 0.5 * (z + histogram[k])
@@ -312,14 +309,14 @@ def template(sketches: list[Sketch]) -> tuple[int, int]:
 def union_into(target: Sketch, other: Sketch) -> None:
     """Fold `other` (with at least target's index bits) into target, register by register:
     whole values when target keeps minhash bits, else the ranks only."""
-    mask = (1 << target.index_bits) - 1
-    regs = target.registers
     whole = target.minhash_bits != 0
-    for r, value in enumerate(other.registers):
-        if not whole:
-            value = other.rank(value)
-        if regs[r & mask] < value:
-            regs[r & mask] = value
+    values = np.array(other.registers, dtype=np.uint64)
+    if not whole:
+        values >>= np.uint64(other.minhash_bits)
+    # register r of the larger sketch lands on r mod the smaller one's count: the rows of
+    # this reshape are the sets of registers that land on one
+    folded = values.reshape(-1, len(target.registers)).max(axis=0)
+    target.registers = np.maximum(np.array(target.registers, dtype=np.uint64), folded).tolist()
     if whole:
         target.cache = 0
 
@@ -367,11 +364,11 @@ def similarity(sketches: list[Sketch]) -> float:
     n_union = union(sketches).used_registers()
     common = Sketch(index_bits, minhash_bits)
     union_into(common, sketches[0])
-    mask = (1 << index_bits) - 1
     for s in sketches[1:]:
-        regs = common.registers
-        for r, value in enumerate(s.registers):
-            regs[r & mask] = regs[r & mask] if regs[r & mask] == value else 0
+        # a register survives only if every register landing on it holds the same value
+        regs = np.array(common.registers, dtype=np.uint64)
+        same = (np.array(s.registers, dtype=np.uint64).reshape(-1, len(regs)) == regs).all(axis=0)
+        common.registers = np.where(same, regs, np.uint64(0)).tolist()
     collisions = 0.0
     if len(sketches) == 2:
         collisions = _expected_collisions(index_bits, minhash_bits, sketches[0].count(), sketches[1].count())
