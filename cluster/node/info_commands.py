@@ -258,10 +258,20 @@ class InfoHandler:
             raise InfoError(4, f"namespace {kv.get('namespace')!r} not found")
         return ns
 
+    def _truncate_target(self, kv: dict[str, str]):
+        """The namespace a client's truncate names. As on the server, which stores the entry
+        in its metadata without looking the namespace up: none named → NAMESPACE_NOT_FOUND
+        (20), one this node does not have → None (answered ok, nothing to drop)."""
+        if not kv.get("namespace"):
+            raise InfoError(20, "missing 'namespace'")
+        return self.node.namespaces.get(kv["namespace"])
+
     def _truncate(self, kv: dict[str, str], whole_namespace: bool) -> str:
         """`truncate:namespace=;set=[;lut=]` / `truncate-namespace:namespace=[;lut=]`: drop the
         records last updated before `lut` (ns since the Unix epoch; default now), on every node."""
-        ns = self._truncate_ns(kv)
+        ns = self._truncate_target(kv)
+        if ns is None:
+            return "ok"
         set_name = "" if whole_namespace else kv.get("set", "")
         if not whole_namespace and not set_name:
             raise InfoError(4, "truncate needs set= (truncate-namespace for a whole namespace)")
@@ -282,8 +292,8 @@ class InfoHandler:
     def _truncate_undo(self, args, kv) -> str:
         """`truncate-undo:namespace=[;set=]`: forget the cutoff. Records already dropped stay
         dropped (ours are dropped at once; the server's may come back from its device)."""
-        ns = self._truncate_ns(kv)
-        if ns.truncate_lut(kv.get("set", "")):
+        ns = self._truncate_target(kv)
+        if ns is not None and ns.truncate_lut(kv.get("set", "")):
             self._share(ns, kv.get("set", ""), 0)
         return "ok"
 

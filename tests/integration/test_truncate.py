@@ -62,6 +62,16 @@ def test_truncate_namespace_now_and_write_after(aero):
     assert aero.get(keys[0])[1]["gen"] == 1
 
 
+def test_truncate_names_a_namespace_as_the_server_checks_it(aero, node):
+    """The server stores a truncate without looking its namespace up: an unknown one is
+    answered ok (nothing here to drop); none at all is NAMESPACE_NOT_FOUND."""
+    assert aero.truncate("no_such_ns", "demo", 0) == 0
+    assert node.info("truncate-namespace:namespace=no_such_ns") == "ok"
+    with pytest.raises(ex.NamespaceNotFound):
+        aero.truncate("", "demo", 0)
+    assert node.info("truncate-undo:namespace=no_such_ns") == "ok"
+
+
 def test_truncation_survives_a_restart(start_node):
     node = start_node(SMALL_DEVICE)
     client = aerospike.client({"hosts": [node.address]}).connect()
