@@ -98,6 +98,18 @@ def test_and_or_let_a_decided_operand_absorb_the_unknown_one(wire):
     assert value(wire, exp.Exclusive(exp.Eq(exp.IntBin("i"), 7), exp.GT(exp.IntBin("i"), 1))) is False
 
 
+T, F, U = exp.Eq(exp.IntBin("i"), 7), exp.Eq(exp.IntBin("i"), 0), exp.Eq(exp.IntBin("nope"), 1)
+
+
+@pytest.mark.parametrize("e, expected", [
+    (exp.And(T, T), True), (exp.And(T, F), False), (exp.And(U, T), UNKNOWN), (exp.And(U, F), False),
+    (exp.Or(F, F), False), (exp.Or(F, T), True), (exp.Or(U, F), UNKNOWN), (exp.Or(U, T), True),
+    (exp.Exclusive(F, F), False), (exp.Exclusive(F, T), True), (exp.Exclusive(U, T), UNKNOWN),
+], ids=["TT", "TF", "UT", "UF", "FF", "FT", "UF-or", "UT-or", "xFF", "xFT", "xUT"])
+def test_and_or_exclusive_truth_tables_with_unknown(wire, e, expected):
+    assert value(wire, e) is expected
+
+
 def test_bin_exists_and_bin_type(wire):
     assert value(wire, exp.BinExists("s")) is True
     assert value(wire, exp.BinExists("nope")) is False

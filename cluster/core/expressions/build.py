@@ -285,30 +285,21 @@ def build_logical(b: Builder, code: int, n: int) -> Node:
     return Node(_LOGICAL[code](tuple(runs)), BOOL)
 
 
-def _all(runs):
-    def run(rec):
-        result = True
-        for arg in runs:
-            value = arg(rec)
-            if value is False:
-                return False
-            if value is UNKNOWN:
-                result = UNKNOWN
-        return result
-    return run
-
-
-def _any(runs):
-    def run(rec):
-        result = False
-        for arg in runs:
-            value = arg(rec)
-            if value is True:
-                return True
-            if value is UNKNOWN:
-                result = UNKNOWN
-        return result
-    return run
+def _kleene(decisive: bool):
+    """and (decisive False) / or (decisive True) over three-valued logic: the first decisive
+    value settles it; else unknown if any argument was unknown."""
+    def combine(runs):
+        def run(rec):
+            result = not decisive
+            for arg in runs:
+                value = arg(rec)
+                if value is decisive:
+                    return decisive
+                if value is UNKNOWN:
+                    result = UNKNOWN
+            return result
+        return run
+    return combine
 
 
 def _exactly_one(runs):
@@ -326,7 +317,7 @@ def _exactly_one(runs):
     return run
 
 
-_LOGICAL = {16: _all, 17: _any, 19: _exactly_one}
+_LOGICAL = {16: _kleene(False), 17: _kleene(True), 19: _exactly_one}
 
 
 def build_not(b: Builder, code: int, n: int) -> Node:
