@@ -5,20 +5,13 @@ import pytest
 from cluster.core import cdt
 from cluster.core.cdt import values as V
 from cluster.core.cdt.optable import LIST_OPS, MAP_OPS
-from cluster.wire.result_codes import AerospikeError
-from tests.unit.test_cdt_support import bin_of, run, stored
+from tests.unit.test_cdt_support import bin_of, code_of, run, stored
 
 L = {name: code for name, (code, _, _) in LIST_OPS.items()}
 M = {name: code for name, (code, _, _) in MAP_OPS.items()}
 LIST_INDEX, LIST_RANK, LIST_VALUE = 0x10, 0x11, 0x13
 MAP_INDEX, MAP_RANK, MAP_KEY, MAP_VALUE = 0x20, 0x21, 0x22, 0x23
 VALUE, KEY = 7, 6
-
-
-def code_of(call) -> int:
-    with pytest.raises(AerospikeError) as caught:
-        call()
-    return caught.value.code
 
 
 def test_read_through_list_and_map_contexts():

@@ -3,20 +3,13 @@
 import pytest
 
 from cluster.core.cdt.optable import LIST_OPS
-from cluster.wire.result_codes import AerospikeError
-from tests.unit.test_cdt_support import bin_of, run, stored, stored_flags
+from tests.unit.test_cdt_support import bin_of, code_of, run, stored, stored_flags
 
 OP = {name: code for name, (code, _, _) in LIST_OPS.items()}
 NONE, INDEX, REVINDEX, RANK, REVRANK, COUNT, VALUE, EXISTS = 0, 1, 2, 3, 4, 5, 7, 13
 INVERTED = 0x10000
 ORDERED = 1
 ADD_UNIQUE, INSERT_BOUNDED, NO_FAIL, PARTIAL = 1, 2, 4, 8
-
-
-def code_of(call) -> int:
-    with pytest.raises(AerospikeError) as caught:
-        call()
-    return caught.value.code
 
 
 def test_append_creates_the_bin_and_answers_the_size():

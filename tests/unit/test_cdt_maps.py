@@ -1,10 +1,8 @@
 """Map ops through cdt.read / cdt.modify, with the server's results and result codes."""
 
-import pytest
 
 from cluster.core.cdt.optable import MAP_OPS
-from cluster.wire.result_codes import AerospikeError
-from tests.unit.test_cdt_support import bin_of, run, stored, stored_flags
+from tests.unit.test_cdt_support import bin_of, code_of, run, stored, stored_flags
 
 OP = {name: code for name, (code, _, _) in MAP_OPS.items()}
 NONE, INDEX, REVINDEX, RANK, REVRANK, COUNT, KEY, VALUE, KEY_VALUE = 0, 1, 2, 3, 4, 5, 6, 7, 8
@@ -12,12 +10,6 @@ EXISTS, UNORDERED_MAP, ORDERED_MAP = 13, 16, 17
 INVERTED = 0x10000
 K_ORDERED, KV_ORDERED = 1, 3
 CREATE_ONLY, UPDATE_ONLY, NO_FAIL, PARTIAL = 1, 2, 4, 8
-
-
-def code_of(call) -> int:
-    with pytest.raises(AerospikeError) as caught:
-        call()
-    return caught.value.code
 
 
 def test_put_creates_the_map_with_its_order_and_answers_the_size():

@@ -1,12 +1,15 @@
 """Helpers (no tests): drive cluster.core.cdt through its wire entry points, read / modify
 on wire-form bins, as write.py calls them."""
 
+import pytest
+
 from cluster.core import cdt
 from cluster.core.cdt import values as V
 from cluster.core.cdt.optable import LIST_READS, MAP_READS
 from cluster.wire import particles
 from cluster.wire.message import Op, OpType
 from cluster.wire.particles import ParticleType
+from cluster.wire.result_codes import AerospikeError
 
 BIN = "b"
 
@@ -38,3 +41,10 @@ def stored(bins: dict):
 
 def stored_flags(bins: dict) -> int:
     return V.from_particle(*bins[BIN]).flags
+
+
+def code_of(call) -> int:
+    """The result code `call()` fails with."""
+    with pytest.raises(AerospikeError) as caught:
+        call()
+    return caught.value.code
