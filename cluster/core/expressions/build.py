@@ -182,7 +182,14 @@ def build_compare(b: Builder, code: int, n: int) -> Node:
             if lrun(rec) is UNKNOWN or rrun(rec) is UNKNOWN:
                 return UNKNOWN
             return test(0, 0)
-    elif left.type in (LIST, MAP):
+    else:
+        if left.type in (LIST, MAP):
+            def decide(a, z):
+                order = lists_maps.compare(a, z)
+                return UNKNOWN if order is None else test(order, 0)
+        else:  # bools, numbers and bytes compare as Python compares them
+            decide = test
+
         def compare(rec):
             a = lrun(rec)
             if a is UNKNOWN:
@@ -190,17 +197,7 @@ def build_compare(b: Builder, code: int, n: int) -> Node:
             z = rrun(rec)
             if z is UNKNOWN:
                 return UNKNOWN
-            order = lists_maps.compare(a, z)
-            return UNKNOWN if order is None else test(order, 0)
-    else:  # bools, numbers and bytes compare as Python compares them
-        def compare(rec):
-            a = lrun(rec)
-            if a is UNKNOWN:
-                return UNKNOWN
-            z = rrun(rec)
-            if z is UNKNOWN:
-                return UNKNOWN
-            return test(a, z)
+            return decide(a, z)
     return Node(compare, BOOL)
 
 
