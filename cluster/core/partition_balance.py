@@ -43,8 +43,6 @@ import base64
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
-import numpy as np
-
 N_PARTITIONS = 4096
 MAX_CLUSTER_SIZE = 256
 INDEX_BITS = 8  # log2(MAX_CLUSTER_SIZE)
@@ -55,7 +53,6 @@ BITMAP_BYTES = N_PARTITIONS // 8
 _MASK64 = (1 << 64) - 1
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
-_U3, _U6, _U10, _U11, _U15 = (np.uint64(n) for n in (3, 6, 10, 11, 15))
 
 
 def fnv1a64(data: bytes) -> int:
@@ -85,8 +82,10 @@ def jenkins_oaat64(data: bytes) -> int:
 
 
 @lru_cache(maxsize=1)
-def _pid_hash_bytes() -> np.ndarray:
-    """FNV-1a-64 of every pid, as a (4096, 8) array of its little-endian bytes."""
+def _pid_hash_bytes():
+    """FNV-1a-64 of every pid, as a (4096, 8) uint64 array of its little-endian bytes."""
+    import numpy as np  # here, not at module level: numpy costs a starting node 40 ms of CPU
+
     hashes = [fnv1a64(pid.to_bytes(4, "little")).to_bytes(8, "little") for pid in range(N_PARTITIONS)]
     return np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(N_PARTITIONS, 8).astype(np.uint64)
 
@@ -98,16 +97,25 @@ def _node_keys(node_id: int) -> tuple[int, ...]:
     8 bytes for all 4096 pids at once (uint64 arrays wrap as the C code does): a node that
     joins computes every member's keys while the cluster waits on its exchange, and byte by
     byte in Python that took over a second, longer than the heartbeat timeout."""
+    import numpy as np
+
     h = np.full(N_PARTITIONS, _oaat_absorb(0, fnv1a64(node_id.to_bytes(8, "little")).to_bytes(8, "little")),
                 dtype=np.uint64)
     for column in _pid_hash_bytes().T:
         h += column
-        h += h << _U10
-        h ^= h >> _U6
-    h += h << _U3
-    h ^= h >> _U11
-    h += h << _U15
+        h += h << np.uint64(10)
+        h ^= h >> np.uint64(6)
+    h += h << np.uint64(3)
+    h ^= h >> np.uint64(11)
+    h += h << np.uint64(15)
     return tuple((h & np.uint64(~INDEX_MASK & _MASK64)).tolist())
+
+
+def precompute(node_id: int) -> None:
+    """Compute a node's sort keys (importing numpy) ahead of the first rebalance that needs
+    them: a starting node does it while it waits for its first quantum, off the path on
+    which a forming cluster waits for every member's rebalance."""
+    _node_keys(node_id)
 
 
 def _checked_succession(succession: Iterable[int]) -> tuple[int, ...]:

@@ -27,10 +27,11 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from cluster.core.cdt import context as cdt_context
-from cluster.core.cdt.values import CdtList, CdtMap, from_particle, unpack
+from cluster.lazy import lazy_import
 from cluster.wire.particles import ParticleType
 from cluster.wire.result_codes import AerospikeError, ResultCode
+
+cdt = lazy_import("cluster.core.cdt")  # for indexes on CDT elements only
 
 INDEX_FOUND, INDEX_NOT_FOUND, INDEX_MAX_COUNT = 200, 201, 204
 MAX_INDEXES = 256  # per namespace (datamodel.h MAX_N_SINDEXES)
@@ -114,7 +115,7 @@ class IndexDef:
 
     def steps(self) -> list | None:
         """The context as cdt/context.py steps (None without one)."""
-        return cdt_context.parse(unpack(base64.b64decode(self.context))) if self.context else None
+        return cdt.context.parse(cdt.values.unpack(base64.b64decode(self.context))) if self.context else None
 
     def values(self, record_bins: dict[str, tuple[int, bytes]], steps: list | None) -> list:
         """What a record puts in this index (sindex.c sbins_from_bin): the bin's value, or the
@@ -124,17 +125,17 @@ class IndexDef:
         found = record_bins.get(self.bin_name)
         if found is None:
             return []
-        value = from_particle(*found)
+        value = cdt.values.from_particle(*found)
         if steps is not None:
-            if not isinstance(value, (CdtList, CdtMap)):
+            if not isinstance(value, (cdt.values.CdtList, cdt.values.CdtMap)):
                 return []
             try:
-                value = cdt_context.find(value, steps, modify=False).value
+                value = cdt.context.find(value, steps, modify=False).value
             except AerospikeError:
                 return []
-        if isinstance(value, CdtList):
+        if isinstance(value, cdt.values.CdtList):
             elements = value if self.itype == LIST else ()
-        elif isinstance(value, CdtMap):
+        elif isinstance(value, cdt.values.CdtMap):
             elements = (value.items.keys() if self.itype == MAPKEYS
                         else value.items.values() if self.itype == MAPVALUES else ())
         else:
@@ -157,7 +158,7 @@ def _check_context(b64: str) -> None:
     except (binascii.Error, ValueError):
         raise SindexError(int(ResultCode.PARAMETER), "'context' invalid base64") from None
     try:
-        cdt_context.parse(unpack(raw))
+        cdt.context.parse(cdt.values.unpack(raw))
     except AerospikeError:
         raise SindexError(int(ResultCode.PARAMETER), "'context' invalid cdt context") from None
 
@@ -339,7 +340,7 @@ def parse_query(fields: dict[int, bytes], set_name: str, catalog: Catalog) -> In
     context = fields.get(FIELD_INDEX_CONTEXT)
     if context is not None:
         try:
-            cdt_context.parse(unpack(context))
+            cdt.context.parse(cdt.values.unpack(context))
         except AerospikeError:
             raise _bad("invalid index context") from None
     low = high = 0

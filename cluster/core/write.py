@@ -19,14 +19,19 @@ raised as AerospikeError with the client's result code.
   non-durable delete, which a stale copy elsewhere may undo when copies merge.
 """
 
+from cluster.lazy import lazy_import
 from cluster.wire import message as wm
 from cluster.wire.message import FieldType, Info2, Info3, Message, Op, OpType
 from cluster.wire.particles import ParticleType
 from cluster.wire.result_codes import AerospikeError, ResultCode
 
 from . import bins as binops
-from . import cdt, expressions, hll
 from .records import DURABLE, ERASED, RecordImage
+
+# loaded at the first op that needs them (or by a serving node's warm-up): cluster/lazy.py
+cdt = lazy_import("cluster.core.cdt")
+expressions = lazy_import("cluster.core.expressions")
+hll = lazy_import("cluster.core.hll")
 
 TTL_NEVER_EXPIRE = 0xFFFFFFFF
 TTL_DONT_UPDATE = 0xFFFFFFFE

@@ -18,6 +18,8 @@ from typing import Any
 
 import psutil
 
+from cluster import lazy
+from cluster.core import partition_balance
 from cluster.core.effects import ExchangeComplete
 from cluster.core.node_id import derive_node_id, format_node_id, parse_node_id
 from cluster.node.config import NodeConfig
@@ -160,6 +162,12 @@ class Node:
             self._metrics = await serve(self)
             log.info("metrics on http://%s:%d/metrics", metrics["address"], metrics["port"])
         log.info("node %s serving %s on %s:%d", self.name, ",".join(self.namespaces), svc["address"], svc["port"])
+        # What the first rebalance and the first feature request would load, loaded while the
+        # node waits for its first quantum: one heartbeat interval in, when the first pulses
+        # have been exchanged (a quantum counts from them), in two callbacks.
+        later = self.cfg.network["heartbeat"]["interval"] / 1000
+        loop.call_later(later, partition_balance.precompute, self.node_id)
+        loop.call_later(later, lazy.load_pending)
 
     async def stop(self) -> None:
         if self._ticker:

@@ -40,11 +40,10 @@ from typing import TYPE_CHECKING
 from cluster.core import bins as binops
 from cluster.core import write as writes
 from cluster.core.data_plane import PROXY, UNAVAILABLE
-from cluster.core.expressions import Expression, RecordView, compile_filter
 from cluster.core.records import LIVE, RecordImage, image_of, store
 from cluster.core.sindex import FIELD_BVAL_ARRAY, IndexQuery, has_index_filter, parse_query
-from cluster.core.udf.record import UDF_FUNCTION
 from cluster.core.write import Outcome, all_bins, read_answers
+from cluster.lazy import lazy_import
 from cluster.node.membership_driver import monotonic_ms
 from cluster.node.namespace import Namespace
 from cluster.node.query import query_partition, resume_bvals, scan_partition
@@ -59,6 +58,8 @@ from cluster.wire.result_codes import AerospikeError, ResultCode
 
 if TYPE_CHECKING:
     from cluster.node.data_driver import DataDriver
+
+expressions = lazy_import("cluster.core.expressions")  # only requests with a filter need it
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ class Transactions:
         set_name = fields.get(FieldType.SET, b"").decode("utf-8", errors="replace")
         if len(set_name) > MAX_SET_NAME:
             raise AerospikeError(ResultCode.PARAMETER, "set name longer than 63 bytes")
-        udf = UDF_FUNCTION in fields
+        udf = FieldType.UDF_FUNCTION in fields
         kind = "write" if info2 & Info2.WRITE or udf else "read"
         if kind == "write" and info2 & Info2.DELETE and not ops:
             kind = "delete"
@@ -276,8 +277,8 @@ class Transactions:
     def _passes(self, ns: Namespace, exp: bytes, digest: bytes, meta: RecordMeta | RecordImage,
                 payload: bytes) -> bool:
         """Whether the live record passes the request's filter expression."""
-        view = RecordView(digest, meta, payload, self.clock.now_ms(), _in_memory(ns))
-        return compile_filter(exp).matches(view)
+        view = expressions.RecordView(digest, meta, payload, self.clock.now_ms(), _in_memory(ns))
+        return expressions.compile_filter(exp).matches(view)
 
     def _read(self, ns: Namespace, digest: bytes, info1: int, ops: list[Op], read_touch_pct: int,
               exp: bytes | None = None, respond_all: bool = False) -> Outcome:
@@ -394,7 +395,7 @@ class Transactions:
             raise AerospikeError(ResultCode.PARAMETER, "batch request without field 41")
         exp = msg.fields.get(FieldType.FILTER)  # the batch's filter: for each row without its own
         if exp is not None:
-            compile_filter(exp)  # a bad one fails the whole batch
+            expressions.compile_filter(exp)  # a bad one fails the whole batch
         replies: list = []
         deadline = self.deadline(msg.transaction_ttl)
         for row in parse_rows(data):
@@ -422,13 +423,13 @@ class Transactions:
             return self.jobs.start(msg)
         ns = self._namespace(msg.fields)
         refuse_unsupported(msg.fields)
-        if UDF_FUNCTION in msg.fields:
+        if FieldType.UDF_FUNCTION in msg.fields:
             raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, "UDF aggregations are not implemented")
         for op in msg.ops:
             if op.op != OpType.READ:
                 raise AerospikeError(ResultCode.UNSUPPORTED_FEATURE, f"op {op.op} in a scan")
         exp = msg.fields.get(FieldType.FILTER)  # compiled before the first record: a bad one fails the scan
-        exp = compile_filter(exp) if exp is not None else None
+        exp = expressions.compile_filter(exp) if exp is not None else None
         index_query = None
         if has_index_filter(msg.fields):
             index_query = parse_query(msg.fields, msg.fields.get(FieldType.SET, b"").decode(errors="replace"),
@@ -459,7 +460,7 @@ class Transactions:
             plan = dict.fromkeys(range(N_PARTITIONS), (None, None))
         return list(plan.items())
 
-    def _scan_stream(self, ns: Namespace, msg: Message, exp: Expression | None,
+    def _scan_stream(self, ns: Namespace, msg: Message, exp: "expressions.Expression | None",
                      index_query: IndexQuery | None) -> Iterator[bytes]:
         fields = msg.fields
         plan = self._scan_plan(fields, index_query is not None)
@@ -491,7 +492,7 @@ class Transactions:
                 if exp is None:
                     record_bins, key = binops.decode_payload(payload)
                 else:
-                    view = RecordView(digest, meta, payload, now_ms, in_memory)
+                    view = expressions.RecordView(digest, meta, payload, now_ms, in_memory)
                     if not exp.matches(view):
                         continue
                     record_bins, key = view.bins, view.key

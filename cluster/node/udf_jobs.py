@@ -19,9 +19,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cluster.core.expressions import compile_filter
 from cluster.core.sindex import has_index_filter, parse_query
-from cluster.core.udf.record import UDF_ARGLIST, UDF_FUNCTION, UDF_PACKAGE_NAME
+from cluster.lazy import lazy_import
 from cluster.node.query import query_partition, scan_partition
 from cluster.wire import message as wm
 from cluster.wire.message import FieldType, Info2, Info3, Message, OpType
@@ -29,6 +28,8 @@ from cluster.wire.result_codes import AerospikeError, ResultCode
 
 if TYPE_CHECKING:
     from cluster.node.transactions import Transactions
+
+expressions = lazy_import("cluster.core.expressions")
 
 log = logging.getLogger(__name__)
 
@@ -86,25 +87,25 @@ class BackgroundJobs:
         tx = self.tx
         ns = tx._namespace(msg.fields)
         fields = msg.fields
-        udf = UDF_FUNCTION in fields
+        udf = FieldType.UDF_FUNCTION in fields
         if not udf and not any(op.op in _MODIFY_OPS for op in msg.ops):
             raise AerospikeError(ResultCode.PARAMETER, "a background scan needs a UDF or write ops")
         if any(op.op not in _MODIFY_OPS for op in msg.ops):
             raise AerospikeError(ResultCode.PARAMETER, "read ops in a background scan")
         if FieldType.FILTER in fields:
-            compile_filter(fields[FieldType.FILTER])  # a bad one fails the request, not every record
+            expressions.compile_filter(fields[FieldType.FILTER])  # a bad one fails the request, not every record
         set_name = fields.get(FieldType.SET, b"").decode("utf-8", errors="replace")
         index_query = parse_query(fields, set_name, ns.sindexes) if has_index_filter(fields) else None
         trid = int.from_bytes(fields.get(FieldType.TASK_ID, b"\0"), "big")
         rps_raw = fields.get(FieldType.RPS)
         job = Job(trid, ns.name, set_name, int.from_bytes(rps_raw, "big") if rps_raw else 0,
-                  fields.get(UDF_PACKAGE_NAME, b"").decode(errors="replace") if udf else "",
-                  fields.get(UDF_FUNCTION, b"").decode(errors="replace") if udf else "")
+                  fields.get(FieldType.UDF_PACKAGE_NAME, b"").decode(errors="replace") if udf else "",
+                  fields.get(FieldType.UDF_FUNCTION, b"").decode(errors="replace") if udf else "")
         plan = [pid for pid, _resume in tx._scan_plan(fields, index_query is not None)]
         job.partitions_total = len(plan)
         self._remember(job)
         # what every record's request carries: the UDF call or the ops, the filter, the write flags
-        carried = {k: v for k in (UDF_PACKAGE_NAME, UDF_FUNCTION, UDF_ARGLIST, FieldType.FILTER)
+        carried = {k: v for k in (FieldType.UDF_PACKAGE_NAME, FieldType.UDF_FUNCTION, FieldType.UDF_ARGLIST, FieldType.FILTER)
                    if (v := fields.get(k)) is not None}
         request = Message(info2=Info2.WRITE | (msg.info2 & _WRITE_FLAGS), info3=msg.info3 & ~Info3.LAST,
                           record_ttl=msg.record_ttl, fields=carried, ops=msg.ops)

@@ -62,6 +62,9 @@ class FieldType:
     PID_ARRAY = 11
     DIGEST_ARRAY = 12
     MAX_RECORDS = 13
+    UDF_PACKAGE_NAME = 30
+    UDF_FUNCTION = 31
+    UDF_ARGLIST = 32
     FILTER = 43
     BATCH_INDEX = 41
 

@@ -23,12 +23,6 @@ from cluster.wire.result_codes import AerospikeError, ResultCode
 from .runtime import LUA_ERRORS, LuaRuntime
 from .values import UdfValueError
 
-# AS_MSG fields of a UDF call (as/include/base/proto.h)
-UDF_PACKAGE_NAME = 30
-UDF_FUNCTION = 31
-UDF_ARGLIST = 32
-UDF_OP = 33
-UDF_FIELDS = (UDF_PACKAGE_NAME, UDF_FUNCTION, UDF_ARGLIST, UDF_OP)
 UDF_BAD_RESPONSE = 100  # the server's result for a UDF that failed
 
 
@@ -40,10 +34,10 @@ class UdfCall:
 
     @classmethod
     def from_fields(cls, fields: dict[int, bytes]) -> "UdfCall":
-        module, function = fields.get(UDF_PACKAGE_NAME), fields.get(UDF_FUNCTION)
+        module, function = fields.get(FieldType.UDF_PACKAGE_NAME), fields.get(FieldType.UDF_FUNCTION)
         if module is None or function is None:  # empty names are a UDF error (not found), as on the server
             raise AerospikeError(ResultCode.PARAMETER, "UDF call without module or function")
-        raw = fields.get(UDF_ARGLIST)
+        raw = fields.get(FieldType.UDF_ARGLIST)
         args = particles.decode(ParticleType.LIST, raw) if raw else []
         if not isinstance(args, list):
             raise AerospikeError(ResultCode.PARAMETER, "UDF arguments are not a list")
