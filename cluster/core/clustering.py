@@ -193,6 +193,10 @@ class Clustering:
             return now_ms if self._loss_settled() else self._quantum_due(self.timing)
         return self._quantum_start + self.timing.quantum
 
+    def quantum_due(self) -> int:
+        """When the current quantum interval ends (it can move earlier as faults arrive)."""
+        return self._quantum_due(self.timing)
+
     # --- inputs ----------------------------------------------------------------------
 
     def on_heartbeat_event(self, event, now_ms: int) -> None:

@@ -97,6 +97,17 @@ class Membership:
         exchange = self.exchange.next_deadline()
         return due if exchange is None or due < exchange else exchange
 
+    def next_wake(self, now_ms: int) -> int:
+        """When a real-time driver should tick next: at ``next_deadline``, but at least every
+        ``tick_ms`` (a step can move deadlines earlier). While that deadline is already due
+        (a round in flight, an orphan following pulses), every ``tick_ms`` and at the end
+        of the quantum: on Aerospike's 75 ms timer alone a due quantum starts 37 ms late on
+        average."""
+        due = self.next_deadline(now_ms)
+        if due <= now_ms:
+            due = self.clustering.quantum_due()
+        return due if now_ms < due < now_ms + self.tick_ms else now_ms + self.tick_ms
+
     def step(self, msg, now_ms: int) -> None:
         if type(msg) is Pulse:  # the bulk of all traffic: skip the dispatch chain
             self.heartbeat.on_pulse(msg, now_ms)

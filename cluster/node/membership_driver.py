@@ -101,11 +101,12 @@ class MembershipDriver:
         config.set_timeout(timeout)
 
     async def _tick_forever(self) -> None:
+        """Tick at once (the first pulses go out as the node starts), then when
+        membership says (``next_wake``)."""
         last = monotonic_ms()
         while True:
-            await asyncio.sleep(self.membership.tick_ms / 1000)
+            now = monotonic_ms()
             try:
-                now = monotonic_ms()
                 self.membership.tick(now)
                 self._flush()
                 idle_ms = self.membership.heartbeat.config.channel_idle_ms
@@ -114,6 +115,7 @@ class MembershipDriver:
                 last = now
             except Exception:  # the cluster must keep its heartbeat even if one tick fails
                 log.exception("membership tick failed")
+            await asyncio.sleep((self.membership.next_wake(now) - now) / 1000)
 
     def _on_frame(self, payload: bytes) -> None:
         try:

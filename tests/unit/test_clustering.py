@@ -195,3 +195,11 @@ def test_first_quantum_counts_from_the_first_tick_not_from_construction():
         events += more
     assert not [e for e in events if isinstance(e, ClusterChanged)], events
     assert (B, JoinRequest(A)) in sent
+
+
+def test_a_driver_wakes_at_the_end_of_the_quantum_not_on_the_next_timer_tick():
+    m = node()
+    m.tick(0)  # an orphan: busy, every tick may act on the latest pulses
+    assert m.next_wake(0) == m.tick_ms == 75
+    assert m.clustering.quantum_due() == 1810
+    assert m.next_wake(1790) == 1810  # not 1865
