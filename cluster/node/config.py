@@ -158,6 +158,7 @@ STORAGE = [
     Param("write-block-size", int, 1 * MiB, 4 * KiB, 8 * MiB),
     Param("defrag-lwm-pct", int, 50, 1, 99, dynamic=True),
     Param("flush-max-ms", int, 1000, 0, 60_000, dynamic=True),
+    Param("post-write-cache", int, 256 * MiB, 0, 2048 * GiB),  # bytes of recent wblocks kept in memory
     Param("commit-to-device", bool, False),
     Param("data-size", int, 1 * GiB, 1 * MiB, 2048 * GiB),  # memory engine budget
     Param("stop-writes-used-pct", int, 70, 0, 100, dynamic=True),

@@ -45,6 +45,7 @@ def open_storage(cfg: NodeConfig, name: str) -> StorageEngine:
         write_block_size=se["write-block-size"],
         defrag_lwm_pct=se["defrag-lwm-pct"],
         flush_max_ms=se["flush-max-ms"],
+        post_write_cache=se["post-write-cache"],
         now_s=now_cl_seconds(),
     )
 
@@ -153,6 +154,8 @@ class Namespace:
             "device_free_wblocks": st.free_wblocks,
             "defrag_q": st.defrag_queue,
             "defrag_reads": st.defrag_reads,
+            # record reads served from memory (write buffer, post-write cache), since start
+            "cache_read_pct": round(st.cache_reads * 100 / max(1, st.cache_reads + st.device_reads), 2),
             "wblocks_written": st.wblocks_written,
             "replication-factor": self.params["replication-factor"],
             "truncate_lut": self.truncate_lut(),

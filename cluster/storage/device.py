@@ -17,6 +17,12 @@ copies and frees one within the same tick, so it can always make progress. A tom
 finds no room makes defrag compact the emptiest wblock at once (lwm or not), so deletes and
 buries fail only when every wblock is entirely live.
 
+Post-write cache (Aerospike's `post-write-cache`). The images of the last closed wblocks,
+up to `post_write_cache` bytes, stay in memory: reads of recent records, and defrag of a
+block still held, copy from memory instead of reading the file, as reads of the open
+wblock always do. Such reads skip the CRC check, which guards what came back from the
+device. A wblock leaves the cache when defrag vacates it or newer ones push it out.
+
 Defrag (a bounded number of wblocks per tick) reads a queued wblock, re-appends the entries
 the index still points at (keeping their sequence numbers) and marks the wblock "vacated".
 A vacated wblock becomes free only after its copies are on disk: the buffer is written,
@@ -68,7 +74,7 @@ fdatasync of the copies taken from it, so defrag itself never loses older data.
 
 import logging
 import os
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from cluster.storage import layout
@@ -134,7 +140,7 @@ class _Vacated:
 class DeviceStore(StorageEngine):
     def __init__(self, path: str, filesize: int, write_block_size: int = MiB, defrag_lwm_pct: int = 50,
                  flush_max_ms: int = 1000, defrag_reserve_wblocks: int | None = None, defrag_wblocks_per_tick: int = 2,
-                 now_s: int | None = None):
+                 post_write_cache: int = 0, now_s: int | None = None):
         """Open (or create) the device file at `path`.
 
         The file's tail beyond the last whole wblock is unused. An existing file must have
@@ -159,6 +165,8 @@ class DeviceStore(StorageEngine):
             raise ValueError(f"flush_max_ms must not be negative, got {flush_max_ms}")
         if defrag_wblocks_per_tick < 1:
             raise ValueError(f"defrag_wblocks_per_tick must be at least 1, got {defrag_wblocks_per_tick}")
+        if post_write_cache < 0:
+            raise ValueError(f"post_write_cache must not be negative, got {post_write_cache}")
         super().__init__()
         self.path = path
         self.filesize = filesize
@@ -184,6 +192,10 @@ class DeviceStore(StorageEngine):
         self._open: int | None = None  # the wblock the buffer stands for
         self._fill = 0  # bytes of the buffer in use
         self._written = 0  # bytes of the buffer already written to the file
+        self._cached: OrderedDict[int, bytes] = OrderedDict()  # closed wblock -> its image, oldest first
+        self._cache_wblocks = post_write_cache // wbs
+        self.cache_reads = 0  # record reads served from memory (the buffer or the cache) ...
+        self.device_reads = 0  # ... and from the file
         self._dirty_since_ms: int | None = None
         self.appended = 0  # entries appended so far ...
         self.committed = 0  # ... and how many of them the last finished fdatasync covered
@@ -322,6 +334,10 @@ class DeviceStore(StorageEngine):
             closed, self._open = self._open, None
             self._state[closed] = CLOSED
             self.wblocks_written += 1
+            if self._cache_wblocks:
+                self._cached[closed] = bytes(self._buf)
+                if len(self._cached) > self._cache_wblocks:
+                    self._cached.popitem(last=False)
             self._maybe_queue(closed)
         block = self._free.popleft()
         incarnation = self._next_seq()
@@ -401,7 +417,10 @@ class DeviceStore(StorageEngine):
 
     def _defrag_block(self, block: int) -> None:
         self._state[block] = VACATED
-        image = memoryview(os.pread(self._fd, self.write_block_size, self._block_pos(block)))
+        image = self._cached.pop(block, None)
+        if image is None:
+            image = os.pread(self._fd, self.write_block_size, self._block_pos(block))
+        image = memoryview(image)
         self.defrag_reads += 1
         dead: list[bytes] = []
         for offset, _size, seq, digest, flags, payload in layout.scan_entries(
@@ -453,11 +472,15 @@ class DeviceStore(StorageEngine):
 
     def _payload(self, entry: _Entry) -> bytes:
         block = entry.block
-        if block == self._open:
-            image, offset = self._buf, entry.offset
+        image = self._buf if block == self._open else self._cached.get(block)
+        if image is not None:
+            self.cache_reads += 1
+            offset, seed = entry.offset, None
         else:
-            image, offset = os.pread(self._fd, entry.size, self._block_pos(block) + entry.offset), 0
-        payload = layout.read_payload(image, offset, layout.crc_seed(self._incarnation[block]), entry.seq)
+            self.device_reads += 1
+            image = os.pread(self._fd, entry.size, self._block_pos(block) + entry.offset)
+            offset, seed = 0, layout.crc_seed(self._incarnation[block])
+        payload = layout.read_payload(image, offset, seed, entry.seq)
         if payload is None:
             raise CorruptRecord(f"{self.path}: entry at wblock {block} offset {entry.offset} does not verify")
         return payload
@@ -571,6 +594,8 @@ class DeviceStore(StorageEngine):
             defrag_queue=len(self._defrag_q),
             wblocks_written=self.wblocks_written,
             defrag_reads=self.defrag_reads,
+            cache_reads=self.cache_reads,
+            device_reads=self.device_reads,
             objects=self.record_count(),
             tombstones=self._buried_count() + sum(map(len, self._tombs)),
         )

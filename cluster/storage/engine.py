@@ -96,6 +96,8 @@ class StorageStats:
     defrag_queue: int
     wblocks_written: int
     defrag_reads: int
+    cache_reads: int  # record reads served from memory (device: the write buffer, the post-write cache)
+    device_reads: int  # record reads from the device file
     objects: int  # records (as record_count(): durable tombstones are not objects)
     tombstones: int  # durable tombstones, plus the device's internal (delete/nsup) ones
 

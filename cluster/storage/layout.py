@@ -183,9 +183,10 @@ def scan_entries(block: memoryview, seed: int) -> Iterator[tuple[int, int, int, 
         offset += size
 
 
-def read_payload(block: bytes | bytearray, offset: int, seed: int, seq: int) -> bytes | None:
-    """The payload of the entry at `offset` if it verifies (as parse_entry) and carries
-    sequence number `seq`, else None; a record read's fast path, building no DiskEntry."""
+def read_payload(block: bytes | bytearray, offset: int, seed: int | None, seq: int) -> bytes | None:
+    """The payload of the entry at `offset` if it verifies (as parse_entry; its CRC only when
+    a `seed` is given) and carries sequence number `seq`, else None; a record read's fast
+    path, building no DiskEntry."""
     if offset + _ENTRY.size > len(block):
         return None
     magic, crc, entry_seq, _digest, _gen, _flags, set_len, _void_time, _lut, payload_len = \
@@ -194,9 +195,10 @@ def read_payload(block: bytes | bytearray, offset: int, seed: int, seq: int) -> 
     end = start + payload_len
     if magic != _ENTRY_MAGIC or entry_seq != seq or end > len(block):
         return None
-    with memoryview(block) as view:
-        if zlib.crc32(view[offset + _CRC_START : end], seed) != crc:
-            return None
+    if seed is not None:
+        with memoryview(block) as view:
+            if zlib.crc32(view[offset + _CRC_START : end], seed) != crc:
+                return None
     return bytes(block[start:end]) if type(block) is not bytes else block[start:end]
 
 

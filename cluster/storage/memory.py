@@ -102,6 +102,8 @@ class MemoryStore(StorageEngine):
             defrag_queue=0,
             wblocks_written=0,
             defrag_reads=0,
+            cache_reads=0,
+            device_reads=0,
             objects=self.record_count(),
             tombstones=self._buried_count(),
         )

@@ -206,6 +206,40 @@ def test_corruption_under_a_live_record_is_reported_on_read(path):
     store.close()
 
 
+def test_post_write_cache_serves_recent_wblocks_from_memory(path):
+    store = open_store(path, post_write_cache=2 * WBS)
+    fill = b"x" * (WBS - 100)  # one record per wblock
+    for i in range(4):
+        store.put(key(i), RecordMeta(1, 0, 0), fill + bytes([i]))
+    # key(3) is in the open buffer, key(2) and key(1) in the cache, key(0) pushed out of it
+    with open(path, "r+b") as f:  # rot the file under a cached record: memory is what is read
+        f.seek(_find(path, fill + bytes([2])))
+        f.write(b"!")
+    for i in (3, 2, 1):
+        assert store.get(key(i), 0)[1] == fill + bytes([i])
+    assert (store.cache_reads, store.device_reads) == (3, 0)
+    assert store.get(key(0), 0)[1] == fill + bytes([0])
+    assert (store.cache_reads, store.device_reads) == (3, 1)
+    store.close()
+
+
+def test_defrag_takes_a_cached_wblock_from_memory_and_drops_it_from_the_cache(path):
+    store = open_store(path, post_write_cache=4 * WBS, defrag_lwm_pct=90)
+    store.put(key(1), RecordMeta(1, 0, 0), b"keep")
+    store.put(key(2), RecordMeta(1, 0, 0), b"d" * (WBS - 200))
+    store.put(key(3), RecordMeta(1, 0, 0), b"n" * (WBS - 200))  # closes the first wblock
+    store.delete(key(2))  # the first wblock falls under the lwm: queued for defrag
+    with open(path, "r+b") as f:  # the file's copy would not verify: defrag must use memory
+        f.seek(_find(path, b"keep"))
+        f.write(b"!")
+    settle(store)
+    assert store.stats().defrag_reads >= 1
+    assert store.get(key(1), 0)[1] == b"keep"  # moved by defrag, readable from its new place
+    store = reopen(store)
+    assert store.get(key(1), 0)[1] == b"keep" and store.verify() == []
+    store.close()
+
+
 def test_expired_records_space_is_reclaimed(path):
     store = open_store(path)
     for i in range(200):

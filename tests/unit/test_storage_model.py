@@ -27,8 +27,9 @@ PIDS = sorted({partition_id(d) for d in DIGESTS})
 Model = dict[int, tuple[RecordMeta, bytes | None]]  # payload None = durable tombstone
 
 
-def open_store(path: str, now_s: int | None) -> DeviceStore:
-    return DeviceStore(path, filesize=FILESIZE, write_block_size=WBS, flush_max_ms=500, defrag_reserve_wblocks=2, defrag_wblocks_per_tick=2, now_s=now_s)
+def open_store(path: str, now_s: int | None, cache: int) -> DeviceStore:
+    return DeviceStore(path, filesize=FILESIZE, write_block_size=WBS, flush_max_ms=500, defrag_reserve_wblocks=2,
+                       defrag_wblocks_per_tick=2, post_write_cache=cache, now_s=now_s)
 
 
 def live(model: Model, k: int, now_s: int) -> tuple[RecordMeta, bytes | None] | None:
@@ -75,12 +76,13 @@ def resync(store: DeviceStore, model: Model, dropped: set[int], history: dict[in
     return model
 
 
+@pytest.mark.parametrize("cache", [0, 8 * WBS], ids=["file-reads", "post-write-cache"])
 @pytest.mark.parametrize("commit", [False, True], ids=["buffered", "commit"])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_device_store_matches_a_dict(tmp_path, seed, commit):
+def test_device_store_matches_a_dict(tmp_path, seed, commit, cache):
     rng = random.Random(seed)
     path = str(tmp_path / "device.dat")
-    store = open_store(path, None)
+    store = open_store(path, None, cache)
     model: Model = {}
     history: dict[int, set] = {k: set() for k in range(KEYS)}
     dropped: set[int] = set()  # digests a cold start may bring back
@@ -149,7 +151,7 @@ def test_device_store_matches_a_dict(tmp_path, seed, commit):
         elif roll < 0.99:
             defrag_reads += store.stats().defrag_reads
             store.close()
-            store = open_store(path, now_s if rng.random() < 0.5 else None)
+            store = open_store(path, now_s if rng.random() < 0.5 else None, cache)
             model = resync(store, model, dropped, history)
             restarts += 1
         elif commit:
@@ -158,7 +160,7 @@ def test_device_store_matches_a_dict(tmp_path, seed, commit):
             store.commit()
             image = str(tmp_path / "crash.dat")
             shutil.copyfile(path, image)
-            crashed = open_store(image, now_s)
+            crashed = open_store(image, now_s, cache)
             check_all(crashed, resync(crashed, model, dropped, history), now_s)
             assert crashed.verify() == []
             crashed.close()
