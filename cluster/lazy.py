@@ -1,40 +1,58 @@
-"""Feature modules that load on first use, and a warm-up that loads them ahead of it.
+"""Feature modules imported at first use, and a warm-up that imports them in the background.
 
-A node can serve CDT, expression, HyperLogLog and UDF requests, but it needs none of that
-code to join its cluster, and importing it was a third of a node's start-up: four nodes
-starting at once on two cores waited ≈ 0.2 s longer for each other. ``lazy_import`` gives
-the module object at once and runs the module's code at the first attribute access
-(``importlib.util.LazyLoader``); a serving node calls ``load_pending`` while it waits for
-its first quantum, so clients do not pay for the import either.
+A node can serve CDT, expression and HyperLogLog requests, but it needs none of that code
+(nor numpy) to join its cluster, and importing it was a third of a node's start-up: four
+nodes starting at once on two cores waited ≈ 0.2 s longer for each other. ``lazy_import``
+gives a stand-in whose first attribute access imports the module; a serving node imports
+them all in a thread (``load_in_background``) while it waits for its first quantum, so
+neither its heartbeat nor its first clients wait for them. Both paths are ordinary
+imports, so a request that needs a module while the thread is importing it waits for that
+import to finish (the import system's per-module lock), never sees half a module.
 """
 
+import importlib
 import importlib.util
-import sys
-from types import ModuleType
+import threading
+from collections.abc import Callable
 
-_pending: list[ModuleType] = []
+_registered: list[str] = []
 
 
-def lazy_import(name: str) -> ModuleType:
-    """The module ``name`` (a top-level module or a package's submodule whose package is
-    already imported), its code run when first used."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
+class LazyModule:
+    """Stands for the module ``name``: attribute access imports it (once) and reads from it."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self._name), attr)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._name!r}>"
+
+
+def lazy_import(name: str) -> LazyModule:
+    """A stand-in for module ``name``, imported when first used. The name is checked now
+    (which imports its parent packages)."""
+    if importlib.util.find_spec(name) is None:
         raise ImportError(f"no module named {name!r}", name=name)
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    parent, _, child = name.rpartition(".")
-    if parent:
-        setattr(sys.modules[parent], child, module)  # as an import statement would
-    spec.loader.exec_module(module)
-    _pending.append(module)
-    return module
+    if name not in _registered:
+        _registered.append(name)
+    return LazyModule(name)
 
 
-def load_pending() -> None:
-    """Run the code of every lazily imported module not used yet."""
-    while _pending:
-        _pending.pop().__name__  # noqa: B018  the first attribute access runs a lazy module's code
+def load_in_background(*first: Callable[[], object]) -> threading.Thread:
+    """Run ``first`` (other warm-up work), then import every module given to ``lazy_import``,
+    in a daemon thread."""
+
+    def load() -> None:
+        for call in first:
+            call()
+        for name in list(_registered):
+            importlib.import_module(name)
+
+    thread = threading.Thread(target=load, name="lazy-imports", daemon=True)
+    thread.start()
+    return thread

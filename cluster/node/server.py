@@ -8,6 +8,7 @@ replica) and the peers list, and republishes whenever a migration hands a partit
 """
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -162,12 +163,11 @@ class Node:
             self._metrics = await serve(self)
             log.info("metrics on http://%s:%d/metrics", metrics["address"], metrics["port"])
         log.info("node %s serving %s on %s:%d", self.name, ",".join(self.namespaces), svc["address"], svc["port"])
-        # What the first rebalance and the first feature request would load, loaded while the
-        # node waits for its first quantum: one heartbeat interval in, when the first pulses
-        # have been exchanged (a quantum counts from them), in two callbacks.
-        later = self.cfg.network["heartbeat"]["interval"] / 1000
-        loop.call_later(later, partition_balance.precompute, self.node_id)
-        loop.call_later(later, lazy.load_pending)
+        # What the first rebalance and the first feature request would import, imported in a
+        # thread while the node waits for its first quantum; from one heartbeat interval in,
+        # so that nodes starting together first get their own imports done.
+        loop.call_later(self.cfg.network["heartbeat"]["interval"] / 1000, lazy.load_in_background,
+                        functools.partial(partition_balance.precompute, self.node_id))
 
     async def stop(self) -> None:
         if self._ticker:
