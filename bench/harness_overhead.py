@@ -34,8 +34,10 @@ def run(rounds: int, phase_s: float, users: int, safety_rate: float) -> dict[str
             for i in range(rounds):
                 windows["load alone"].append(_phase(phase_s))
                 recorder = Recorder(cluster_nodes(cluster), out / f"on-{i}", failures_csv=load.failures_csv)
-                with recorder, SafetyWorkload(cluster.seeds(), keys=200, rate=safety_rate):
+                safety = SafetyWorkload(cluster.seeds(), keys=200, rate=safety_rate)
+                with recorder, safety:
                     windows["with recorder + safety"].append(_phase(phase_s))
+                safety.close()
             time.sleep(5)  # the load writes a second ~4 s after it ended
     series = pd.read_csv(out / "load" / "timeseries.csv")
     per_second = series[series["kind"] == "service"].groupby("timestamp")["count"].sum()

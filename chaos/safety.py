@@ -4,6 +4,7 @@
         ...  # inject faults; the workload writes and reads in the background
     wait_settled(cluster.seeds())
     verdict = safety.check()   # the dict written as safety.json
+    safety.close()             # its clients: the `with` only ends the history, check reads on
 
 **The history.** ``writers`` threads write, ``readers`` threads read, together at about
 ``rate`` operations/s, over ``keys`` integer keys in set ``safety``, in one of two modes:
