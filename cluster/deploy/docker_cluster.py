@@ -32,7 +32,6 @@ import ipaddress
 import json
 import secrets
 import shutil
-import time
 from pathlib import Path
 
 import docker
@@ -42,7 +41,7 @@ import psutil
 from cluster.deploy.docker_entry import METRICS
 from cluster.deploy.docker_image import LABEL, ensure_image
 from cluster.deploy.links import client_link_name, link_name
-from cluster.deploy.local import info_request
+from cluster.deploy.local import info_request, wait_in_cluster
 from cluster.deploy.local_cluster import PORT_STRIDE, STATE_FILE, LocalCluster, NodeSpec
 
 SERVICE, FABRIC, HEARTBEAT = 3000, 3001, 3002
@@ -118,21 +117,13 @@ class DockerNode:
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        command = "cluster-stable:ignore-migrations=true"
-        while time.monotonic() < deadline:
-            if not self.is_running():
-                raise RuntimeError(f"{self.name} exited; log tail:\n{self.log_tail()}")
-            try:
-                if not info_request(self.host, self.port, [command], timeout=0.5)[command].startswith("ERROR"):
-                    return
-            except (OSError, KeyError):
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} not in a cluster after {timeout}s; log tail:\n{self.log_tail()}")
+        wait_in_cluster(self, self.name, timeout, poll=0.1)
 
     def info(self, command: str) -> str:
         return info_request(self.host, self.port, [command])[command]
+
+    def exit_status(self) -> str:
+        return f"exited ({self.status()})"
 
     def status(self) -> str:
         container = self._container()

@@ -78,6 +78,23 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
+def wait_in_cluster(node, label: str, timeout: float, poll: float) -> None:
+    """Until `node` (a LocalNode or DockerNode) is a member of a cluster whose exchange
+    completed, so that it publishes a partition map; at once an error if it exits."""
+    deadline = time.monotonic() + timeout
+    command = "cluster-stable:ignore-migrations=true"
+    while time.monotonic() < deadline:
+        if not node.is_running():
+            raise RuntimeError(f"{label} {node.exit_status()}; log tail:\n{node.log_tail()}")
+        try:
+            if not info_request(node.host, node.port, [command], timeout=0.5)[command].startswith("ERROR"):
+                return
+        except (OSError, KeyError):
+            pass
+        time.sleep(poll)
+    raise TimeoutError(f"{label} not in a cluster after {timeout}s; log tail:\n{node.log_tail()}")
+
+
 class LocalNode:
     """One node process. `settings` are `--set KEY=VALUE` overrides for its config."""
 
@@ -123,23 +140,13 @@ class LocalNode:
         return self
 
     def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"node on port {self.port} exited with {self.proc.returncode}; "
-                                   f"log tail:\n{self.log_tail()}")
-            try:
-                # ready = a member of a cluster whose exchange completed, so it publishes a map
-                command = "cluster-stable:ignore-migrations=true"
-                if not info_request(self.host, self.port, [command], timeout=0.5)[command].startswith("ERROR"):
-                    return
-            except (OSError, KeyError):
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"node on port {self.port} not in a cluster after {timeout}s; log tail:\n{self.log_tail()}")
+        wait_in_cluster(self, f"node on port {self.port}", timeout, poll=0.05)
 
     def info(self, command: str) -> str:
         return info_request(self.host, self.port, [command])[command]
+
+    def exit_status(self) -> str:
+        return f"exited with {self.proc.returncode}" if self.proc else "exited"
 
     def log_tail(self, lines: int = 30) -> str:
         try:
