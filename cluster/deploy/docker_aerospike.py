@@ -26,15 +26,15 @@ DATA_DIR = "/opt/aerospike/data"  # the image's data volume
 SERVICE_KEYS = ("cluster-name", "proto-fd-max", "migrate-threads", "migrate-max-num-incoming", "min-cluster-size")
 NAMESPACE_KEYS = ("replication-factor", "rack-id", "default-ttl", "conflict-resolution-policy",
                   "migrate-sleep", "migrate-retransmit-ms")
-DEVICE_KEYS = ("filesize", "write-block-size", "defrag-lwm-pct", "flush-max-ms", "commit-to-device",
-               "stop-writes-used-pct", "stop-writes-avail-pct")
+DEVICE_KEYS = ("filesize", "write-block-size", "defrag-lwm-pct", "flush-max-ms", "post-write-cache",
+               "commit-to-device", "stop-writes-used-pct", "stop-writes-avail-pct")
 MEMORY_KEYS = ("data-size", "stop-writes-used-pct", "stop-writes-avail-pct")
 
 
 def _value(key: str, value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if key in ("filesize", "write-block-size", "data-size"):
+    if key in ("filesize", "write-block-size", "post-write-cache", "data-size"):
         for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
             if value % size == 0:
                 return f"{value // size}{unit}"

@@ -47,6 +47,7 @@ def test_generated_conf_carries_the_cluster_settings(docker_engine):
     device = ns["storage-engine device"]
     assert device["file"] == ["/opt/aerospike/data/test.dat"] and device["filesize"] == ["64M"]
     assert device["write-block-size"] == ["1M"] and device["stop-writes-used-pct"] == ["70"]
+    assert device["post-write-cache"] == ["256M"]
 
 
 def test_memory_storage(docker_engine):
