@@ -193,3 +193,23 @@ def test_map_ranks_order_equal_values_by_key_and_value_lists_answer_item_by_item
     assert run(bins, OP["get_by_value_list"], REVRANK | INVERTED, [9, 5, 6]) == [2, 3, 0]
     assert run(bins, OP["get_by_key_list"], REVINDEX, ["e", "a", "c"]) == [2, 6, 4]
     assert run(bins, OP["get_by_key_list"], REVINDEX | INVERTED, ["e", "a", "c"]) == [5, 3, 0, 1]
+
+
+def test_an_inverted_rank_range_at_either_end_answers_the_rest_in_rank_order():
+    """Recorded from Aerospike 8.1: the complement of a rank range that starts at the lowest
+    rank or ends at the highest is itself a rank range, answered in rank order; the
+    complement of one in the middle comes from a mask, in storage order."""
+    start = {"ant": 5, "barn": {"horse": "shoe"}, "bee": "aaa", "cage": ["bird"], "cat": "dog", "zed": 1.5}
+    bins = bin_of(start)
+    assert run(bins, OP["get_by_rank_range"], VALUE | INVERTED, 0, 3) == [["bird"], {"horse": "shoe"}, 1.5]
+    assert run(bins, OP["get_by_rank_range"], INDEX | INVERTED, 0, 3) == [3, 1, 5]
+    assert run(bins, OP["get_by_rank_range"], VALUE | INVERTED, -2, 2) == [5, "aaa", "dog", ["bird"]]
+    assert run(bins, OP["get_by_rank_range"], VALUE | INVERTED, 1, 2) == [5, {"horse": "shoe"}, ["bird"], 1.5]
+    assert run(bins, OP["get_by_value_rel_rank_range"], VALUE | INVERTED, "aaa", -1, 2) == [
+        "dog", ["bird"], {"horse": "shoe"}, 1.5]
+    assert run(bins, OP["get_by_value_rel_rank_range"], VALUE | INVERTED, "dog", 0, 2) == [
+        5, {"horse": "shoe"}, "aaa", 1.5]
+    assert run(bins, OP["get_by_value_interval"], VALUE | INVERTED, 0, "b") == [
+        {"horse": "shoe"}, ["bird"], "dog", 1.5]  # not a rank op: storage order
+    assert run(bins, OP["remove_by_value_rel_rank_range"], INDEX | INVERTED, "dog", 1, 10) == [0, 2, 4]
+    assert sorted(stored(bins)) == ["barn", "cage", "zed"]

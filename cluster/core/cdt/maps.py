@@ -171,12 +171,19 @@ def apply(m: CdtMap, name: str, a: list):
         order = "rank"
     else:
         raise bad(f"unknown map op {name}")
+    removed = set(picked) if not rt.inverted else set(range(n)) - set(picked)
+    if rt.inverted and what in ("rank_range", "value_rel_rank_range") and (rank_span[0] == 0 or sum(rank_span) == n):
+        # The complement of a rank range at either end is the rank range of the rest: the
+        # server answers it as one (particle_map.c), in rank order, not from a mask in
+        # storage order as other inverted selections.
+        start, count = rank_span
+        rest = (start + count, n - start - count) if start == 0 else (0, start)
+        picked, rank_span, rt = els.by_rank()[rest[0]:sum(rest)], rest, R.ReturnType(rt.type, True, True)
     result = _answer_item_list(m, what, rt, a[1], els) if what.endswith("_list") else None
     if result is None:
         result = R.answer(rt, els, picked, index_span=index_span, rank_span=rank_span, order=order)
     if remove:
-        chosen = set(picked)
-        gone = {els.keys[i] for i in range(n) if (i in chosen) != rt.inverted}
+        gone = {els.keys[i] for i in removed}
         for key in gone:
             del m.items[key]
     return result
