@@ -23,9 +23,9 @@ def parse(text: str) -> dict:
     return root
 
 
-def test_generated_conf_carries_the_cluster_settings(docker_engine):
+def test_generated_conf_carries_the_cluster_settings(docker_engine, tmp_path):
     from cluster.deploy.docker_cluster import DockerCluster
-    dc = DockerCluster(nodes=3, rf=2, racks=3, subnet="10.213.200.0/24", settings=[
+    dc = DockerCluster(nodes=3, rf=2, racks=3, subnet="10.213.200.0/24", run_dir=tmp_path, settings=[
         "network.heartbeat.interval=250", "network.heartbeat.timeout=8", "service.migrate-threads=2",
         "namespaces.test.migrate-sleep=5", "namespaces.test.storage-engine.filesize=67108864"])
     confs = {name: parse(text) for name, text in aerospike_confs(dc).items()}
@@ -50,9 +50,9 @@ def test_generated_conf_carries_the_cluster_settings(docker_engine):
     assert device["post-write-cache"] == ["256M"]
 
 
-def test_memory_storage(docker_engine):
+def test_memory_storage(docker_engine, tmp_path):
     from cluster.deploy.docker_cluster import DockerCluster
-    dc = DockerCluster(nodes=1, rf=1, subnet="10.213.201.0/24",
+    dc = DockerCluster(nodes=1, rf=1, subnet="10.213.201.0/24", run_dir=tmp_path,
                        settings=["namespaces.test.storage-engine.type=memory", "namespaces.test.storage-engine.data-size=536870912"])
     engine = parse(aerospike_confs(dc)["n1"])["namespace test"]["storage-engine memory"]
     assert engine["data-size"] == ["512M"]

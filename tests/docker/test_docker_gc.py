@@ -13,7 +13,7 @@ from tests.conftest import wait_until
 RUNNER = """
 import sys, time
 from cluster.deploy.docker_cluster import DockerCluster
-cluster = DockerCluster(nodes=2, rf=1, image=sys.argv[1]).start()
+cluster = DockerCluster(nodes=2, rf=1, image=sys.argv[1], run_dir=sys.argv[2]).start()
 print(cluster.cluster_id, flush=True)
 time.sleep(600)
 """
@@ -26,8 +26,9 @@ def ours(client, kind, cluster_id):
     return [i.name for i in items]
 
 
-def test_gc_removes_what_a_killed_runner_left(docker_engine, node_image):
-    runner = subprocess.Popen([sys.executable, "-c", RUNNER, node_image], stdout=subprocess.PIPE, text=True)
+def test_gc_removes_what_a_killed_runner_left(docker_engine, node_image, tmp_path):
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, node_image, str(tmp_path / "run")],
+                              stdout=subprocess.PIPE, text=True)
     try:
         cluster_id = runner.stdout.readline().strip()
     finally:
