@@ -21,13 +21,17 @@ _registered: list[str] = []
 class LazyModule:
     """Stands for the module ``name``: attribute access imports it (once) and reads from it."""
 
-    __slots__ = ("_name",)
+    __slots__ = ("_name", "_module")
 
     def __init__(self, name: str):
         self._name = name
+        self._module = None
 
     def __getattr__(self, attr: str):
-        return getattr(importlib.import_module(self._name), attr)
+        module = self._module
+        if module is None:  # import_module returns once the module is whole, whoever imports it
+            module = self._module = importlib.import_module(self._name)
+        return getattr(module, attr)
 
     def __repr__(self) -> str:
         return f"<lazy module {self._name!r}>"

@@ -125,17 +125,18 @@ class IndexDef:
         found = record_bins.get(self.bin_name)
         if found is None:
             return []
-        value = cdt.values.from_particle(*found)
+        cdt_values = cdt.values  # once per record: a lazy module's attribute costs ~0.5 µs
+        value = cdt_values.from_particle(*found)
         if steps is not None:
-            if not isinstance(value, (cdt.values.CdtList, cdt.values.CdtMap)):
+            if not isinstance(value, (cdt_values.CdtList, cdt_values.CdtMap)):
                 return []
             try:
                 value = cdt.context.find(value, steps, modify=False).value
             except AerospikeError:
                 return []
-        if isinstance(value, cdt.values.CdtList):
+        if isinstance(value, cdt_values.CdtList):
             elements = value if self.itype == LIST else ()
-        elif isinstance(value, cdt.values.CdtMap):
+        elif isinstance(value, cdt_values.CdtMap):
             elements = (value.items.keys() if self.itype == MAPKEYS
                         else value.items.values() if self.itype == MAPVALUES else ())
         else:

@@ -472,6 +472,7 @@ class Transactions:
         report_done = bool(msg.info3 & Info3.PARTITION_DONE)
         ns_field = ns.name.encode()
         in_memory = _in_memory(ns)
+        record_view = expressions.RecordView if exp is not None else None  # once, not per record
         chunk: list[bytes] = []
         size = 0
         for pid, after in plan:
@@ -492,7 +493,7 @@ class Transactions:
                 if exp is None:
                     record_bins, key = binops.decode_payload(payload)
                 else:
-                    view = expressions.RecordView(digest, meta, payload, now_ms, in_memory)
+                    view = record_view(digest, meta, payload, now_ms, in_memory)
                     if not exp.matches(view):
                         continue
                     record_bins, key = view.bins, view.key
