@@ -81,6 +81,8 @@ class Recorder:
         self._failures_seen: Counter[str] = Counter()
         self._steady_copies: dict[str, tuple[str, set[int]] | None] = {}
         self._stop = threading.Event()
+        self._sampled = threading.Condition()
+        self._last_sampled_at = 0.0
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=len(self.nodes), thread_name_prefix="recorder")
 
@@ -114,6 +116,17 @@ class Recorder:
             append_csv(self.run_dir / "cluster.csv", self.columns, [row])
             errors = [{"time": second, "error": code, "count": n} for code, n in self._new_failures().items()]
             append_csv(self.run_dir / "errors.csv", ["time", "error", "count"], errors)
+            with self._sampled:
+                self._last_sampled_at = row["sampled_at"]
+                self._sampled.notify_all()
+
+    def wait_sample(self, timeout: float = 10.0) -> None:
+        """Until a sample begun after this call is in cluster.csv: what a caller sees now is
+        then on the timeline, however late the sampling thread runs on a loaded machine."""
+        since = round(time.time(), 3)
+        with self._sampled:
+            if not self._sampled.wait_for(lambda: self._last_sampled_at >= since, timeout):
+                raise TimeoutError(f"the recorder took no sample in {timeout}s")
 
     # -- one sample -----------------------------------------------------------------------
 

@@ -8,9 +8,11 @@ was first seen (``sampled_at``):
 
 * **detect** — fault start → first sample in which a node reports a smaller cluster than
   before the fault (0, an orphaned node, counts as smaller);
-* **re-form** — fault start → first sample, from detection on, in which every node that
-  answers reports the same cluster key, not the one before the fault, and a cluster size
-  equal to the number of nodes answering;
+* **re-form** — fault start → first sample, from detection to the fault's end, in which
+  every node that answers reports the same cluster key, not the one before the fault, and
+  the same non-zero cluster size (a key is shared only by the members of one cluster, so a
+  member slow to answer one sample does not hide it; after the fault's end a re-formed
+  cluster is the fault's undoing, not its re-form);
 * **full replication** — fault start → first sample from which on, up to the next fault or
   the end of the timeline, no migration remains and no partition is below the replication
   factor (chaos.recorder);
@@ -63,10 +65,11 @@ def time_to_reform(timeline: pd.DataFrame, fault: Fault) -> float | None:
         return None
     old_keys = set(node_columns(before.to_frame().T, "cluster_key").stack())
     after = _after(timeline, fault.start + detected)
+    after = after[after["sampled_at"] < fault.end_or(math.inf)]
     keys = node_columns(after, "cluster_key")
     one_new_key = (keys.nunique(axis=1) == 1) & ~keys.isin(old_keys).any(axis=1)
-    formed = (after["cluster_size_min"] == after["nodes_up"]) & (after["cluster_size_max"] == after["nodes_up"])
-    return _first(after[one_new_key & formed & (after["nodes_up"] > 0)], fault)
+    one_size = (after["cluster_size_min"] == after["cluster_size_max"]) & (after["cluster_size_min"] > 0)
+    return _first(after[one_new_key & one_size], fault)
 
 
 def time_to_full_replication(timeline: pd.DataFrame, fault: Fault, horizon: float = math.inf) -> float | None:

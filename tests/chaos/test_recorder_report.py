@@ -37,7 +37,7 @@ def run(tmp_path_factory):
             cluster.kill("n3")
             cluster.wait_converged(20)  # the survivors re-formed: so re-forming happens inside the window
             wait_settled(cluster.seeds(), timeout=30)  # ... and re-replicated without n3
-            time.sleep(1.5)  # one sample of the settled survivors before n3 returns
+            recorder.wait_sample()  # one sample of the settled survivors before n3 returns
             end = time.time()
             cluster["n3"].start(20)
             cluster.wait_converged(20)
@@ -45,7 +45,7 @@ def run(tmp_path_factory):
             time.sleep(4)
             run.recent = load.recent(5)
             wait_settled(cluster.seeds(), timeout=30)
-            time.sleep(1.5)  # one more sample, of the settled cluster
+            recorder.wait_sample()  # one more sample, of the settled cluster
         run.locust_pid = load.proc.pid
         recorder.stop()  # again: the timeline now has the load's last seconds too
         run.write_safety(safety.check())

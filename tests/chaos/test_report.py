@@ -61,6 +61,24 @@ def test_full_replication_is_measured_up_to_the_next_fault():
     assert h["rebalance_s"] is None  # it never ended
 
 
+def test_a_member_slow_to_answer_does_not_hide_the_reform():
+    frame = timeline()
+    frame.loc[frame["time"] == 105, ["n2.cluster_size", "n2.cluster_key", "nodes_up"]] = [None, None, 1]
+    frame.loc[frame["time"] == 105, "cluster_size_min"] = 2
+    assert headline(frame, Fault("kill", ("n3",), 102.5, 108.5))["reform_s"] == 2.55  # n1 alone: key B, size 2
+
+
+def test_an_orphan_alone_on_a_new_key_is_no_reform():
+    frame = timeline()
+    frame.loc[frame["time"] == 105, ["n1.cluster_size", "n1.cluster_key", "nodes_up"]] = [None, None, 1]
+    frame.loc[frame["time"] == 105, ["n2.cluster_size", "n2.cluster_key", "cluster_size_min", "cluster_size_max"]] = [0, "0", 0, 0]
+    assert headline(frame, Fault("kill", ("n3",), 102.5, 108.5))["reform_s"] == 3.55  # 106.05
+
+
+def test_a_reform_only_after_the_fault_ended_is_not_seen():
+    assert headline(timeline(), Fault("kill", ("n3",), 102.5, 105.0))["reform_s"] is None
+
+
 def test_a_fault_nobody_noticed_has_no_detection_and_no_reform():
     h = headline(timeline(), Fault("latency", ("n1",), 107.5, 108.5))
     assert h["detect_s"] is None and h["reform_s"] is None
