@@ -9,10 +9,11 @@ was first seen (``sampled_at``):
 * **detect** — fault start → first sample in which a node reports a smaller cluster than
   before the fault (0, an orphaned node, counts as smaller);
 * **re-form** — fault start → first sample, from detection to the fault's end, in which
-  every node that answers reports the same cluster key, not the one before the fault, and
-  the same non-zero cluster size (a key is shared only by the members of one cluster, so a
-  member slow to answer one sample does not hide it; after the fault's end a re-formed
-  cluster is the fault's undoing, not its re-form);
+  every node that answers is in a cluster formed since the fault: none is orphaned or on
+  the key from before it, and the nodes on each key report that cluster's size and are not
+  more than it (one cluster after a node loss; one per side of a split). A member slow to
+  answer a sample does not hide the re-form; after the fault's end a formed cluster is the
+  fault's undoing, not its re-form;
 * **full replication** — fault start → first sample from which on, up to the next fault or
   the end of the timeline, no migration remains and no partition is below the replication
   factor (chaos.recorder);
@@ -67,9 +68,22 @@ def time_to_reform(timeline: pd.DataFrame, fault: Fault) -> float | None:
     after = _after(timeline, fault.start + detected)
     after = after[after["sampled_at"] < fault.end_or(math.inf)]
     keys = node_columns(after, "cluster_key")
-    one_new_key = (keys.nunique(axis=1) == 1) & ~keys.isin(old_keys).any(axis=1)
-    one_size = (after["cluster_size_min"] == after["cluster_size_max"]) & (after["cluster_size_min"] > 0)
-    return _first(after[one_new_key & one_size], fault)
+    sizes = after[[f"{column.split('.')[0]}.cluster_size" for column in keys.columns]]
+    formed = [_formed_since(zip(k, z, strict=True), old_keys)
+              for k, z in zip(keys.itertuples(index=False), sizes.itertuples(index=False), strict=True)]
+    return _first(after[pd.Series(formed, index=after.index, dtype=bool)], fault)
+
+
+def _formed_since(nodes, old_keys: set) -> bool:
+    """Whether one sample's nodes, (cluster key, size) each, re-formed (see time_to_reform)."""
+    members: dict = {}
+    for key, size in nodes:
+        if pd.isna(key):
+            continue  # did not answer
+        if key in old_keys or not size > 0:
+            return False
+        members.setdefault(key, []).append(size)
+    return bool(members) and all(len(set(s)) == 1 and len(s) <= s[0] for s in members.values())
 
 
 def time_to_full_replication(timeline: pd.DataFrame, fault: Fault, horizon: float = math.inf) -> float | None:

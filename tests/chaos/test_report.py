@@ -75,6 +75,16 @@ def test_an_orphan_alone_on_a_new_key_is_no_reform():
     assert headline(frame, Fault("kill", ("n3",), 102.5, 108.5))["reform_s"] == 3.55  # 106.05
 
 
+def test_a_split_reforms_when_each_side_has_formed_its_own_cluster():
+    frame = timeline()
+    frame["nodes_up"] = 3
+    frame["n3.cluster_size"] = [3, 3, 3, 3, 0, 1, 1, 1, 1, 1, 1, 1]  # n3 alone: orphaned, then its own
+    frame["n3.cluster_key"] = ["A", "A", "A", "A", "0", "C", "C", "C", "C", "C", "C", "C"]
+    frame.loc[frame["time"] == 105, "n1.cluster_size"] = 3  # n1 and n2 on key B disagree on its size
+    h = headline(frame, Fault("partition", ("n3",), 102.5, 110.5))
+    assert h["detect_s"] == 1.55 and h["reform_s"] == 3.55  # 106.05: n1, n2 on B (2), n3 on C (1)
+
+
 def test_a_reform_only_after_the_fault_ended_is_not_seen():
     assert headline(timeline(), Fault("kill", ("n3",), 102.5, 105.0))["reform_s"] is None
 
