@@ -31,7 +31,7 @@ from locust.runners import STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from cluster.client import Client
 from cluster.deploy.local_cluster import LocalCluster
-from workloads import locust_options
+from workloads import locust_csv_writer, locust_options
 from workloads.aerospike_binding import AerospikeDB, failure_name
 from workloads.core_workload import OK, CoreWorkload, load_slice
 from workloads.measure import MeasuredDB, Measurements, RateSchedule
@@ -39,6 +39,7 @@ from workloads.merged_results import MergedResults, next_second
 from workloads.properties import PropertyError
 
 log = logging.getLogger("ycsb")
+locust_csv_writer.end_quietly_when_closed()
 
 SNAPSHOT_MESSAGE, DONE_MESSAGE, STOPPED_MESSAGE = "ycsb-snapshot", "ycsb-done", "ycsb-stopped"
 PRELOAD_CONCURRENCY = 16
