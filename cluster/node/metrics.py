@@ -11,7 +11,8 @@ Names and labels are the Aerospike Prometheus exporter's, so its dashboards' que
 A custom collector reads the node's own statistics at scrape time, so there is no second
 set of counters to keep in step, and the values are as fresh as `asinfo` would give.
 Booleans ("true"/"false") become 1/0 as the exporter makes them; text values (cluster_key,
-storage-engine) are left out. Counters keep the exporter's names without `_total`, which
+storage-engine) are left out, the hex ones by name (a cluster key such as 12E4… or
+1234… would read as a number). Counters keep the exporter's names without `_total`, which
 prometheus_client would append to a counter-typed family, so they are exposed untyped;
 `rate()` works on them all the same.
 """
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 # so three finer buckets come first (0.125 ms .. 8.192 s).
 LATENCY_BUCKETS_MS = tuple(2.0 ** e for e in range(-3, 14))
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
+HEX_STATS = frozenset({"cluster_key", "cluster_principal"})  # text, though a key may be all digits
 # The node counts these from their first event; Aerospike reports them from start, and a
 # dashboard's error panel should show 0 rather than nothing.
 NAMESPACE_COUNTERS = (
@@ -125,7 +127,7 @@ class NodeCollector:
     @staticmethod
     def _families(prefix: str, stats: dict[str, Any], labels: dict[str, str]) -> Iterator[Metric]:
         for stat, raw in stats.items():
-            value = _number(raw)
+            value = None if stat in HEX_STATS else _number(raw)
             if value is None:
                 continue
             family = UnknownMetricFamily(metric_name(prefix, stat), f"`{stat}` statistic", labels=list(labels))
