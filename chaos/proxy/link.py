@@ -237,8 +237,13 @@ class Link:
 
 
 class _Side(asyncio.Protocol):
-    """One of a connection's two sockets. Reading waits until both sockets are connected
-    (uvloop may deliver a first read before the pause takes: it is kept for the link)."""
+    """One of a connection's two sockets. Until both are connected, the upstream socket is
+    not read (uvloop may deliver a first read before the pause takes: it is kept for the
+    link), and the client's is read only to hold its bytes and to see it leave: a client that
+    closes while the proxy still dials takes its bytes with it, as a closed socket's connect
+    and unsent data die in the kernel. Held on, they would reach a node that comes back at
+    the dial's next SYN, seconds after the client gave the request up (a docker-killed node
+    leaves the dial unanswered, not refused)."""
 
     def __init__(self, connection: "Connection"):
         self.connection = connection
@@ -250,13 +255,15 @@ class _Side(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        transport.pause_reading()
+        if self is not self.connection.client:
+            transport.pause_reading()
         self.connection.side_made(self)
 
     def data_received(self, data: bytes) -> None:
         if self.reads_into is None:
             self.early += data
-            self.transport.pause_reading()
+            if self is not self.connection.client or len(self.early) >= HIGH_WATER:
+                self.transport.pause_reading()
         else:
             self.reads_into.feed(data)
 
@@ -267,6 +274,9 @@ class _Side(asyncio.Protocol):
         self.transport.resume_reading()
 
     def eof_received(self) -> bool:
+        if self.reads_into is None:  # the client left while the proxy dialed
+            self.connection.abort()
+            return False
         self.reads_into.feed_eof()
         return True  # keep the socket open for what the other link still has to write
 
