@@ -21,6 +21,7 @@ import asyncio
 import logging
 import socket
 import struct
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ _NOTHING = object()  # a stage holds no item (None would be the end of the strea
 @dataclass(slots=True)
 class Chunk:
     data: bytes
-    arrived: float  # loop time when it was read, or when the previous toxic let it go
+    arrived: float  # time.monotonic() when it was read, or when the previous toxic let it go
 
     def split(self, n: int) -> tuple["Chunk", "Chunk"]:
         return Chunk(self.data[:n], self.arrived), Chunk(self.data[n:], self.arrived)
@@ -79,8 +80,12 @@ class Stage:
         return item
 
     async def hold(self, item: Chunk | None, seconds: float) -> None:
+        """Hold `item` for at least `seconds` of real time (a loop timer may fire a little early)."""
         self.held = item
+        end = time.monotonic() + seconds
         await asyncio.sleep(max(seconds, 0))
+        while (left := end - time.monotonic()) > 0:
+            await asyncio.sleep(left)
         self.held = _NOTHING
 
     def send(self, item: Chunk | None) -> None:
@@ -156,7 +161,6 @@ class Link:
         self.reading = True
         self.source_ended = False
         self.finished = False  # the end of the stream reached dest
-        self._loop = asyncio.get_running_loop()
         for toxic in toxics:
             self.add(toxic)
 
@@ -164,7 +168,7 @@ class Link:
     def feed(self, data: bytes) -> None:
         self.counter.received += len(data)
         if self.stages:
-            self.stages[0].push(Chunk(data, self._loop.time()))
+            self.stages[0].push(Chunk(data, time.monotonic()))  # uvloop's loop.time() lags by up to 1 ms
         else:
             self._write(data)
 

@@ -13,6 +13,7 @@ interruption (a toxic changed or removed under live traffic) never loses data.
 
 import asyncio
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -52,13 +53,12 @@ class Latency(Kind):
     jitter: int = 0
 
     async def pipe(self, stage) -> None:
-        loop = asyncio.get_running_loop()
         while (chunk := await stage.receive()) is not None:
             delay = self.latency
             if self.jitter > 0:
                 delay += stage.rng.randrange(-self.jitter, self.jitter)
             leave = chunk.arrived + delay / 1000
-            await stage.hold(chunk, leave - loop.time())
+            await stage.hold(chunk, leave - time.monotonic())
             chunk.arrived = max(leave, chunk.arrived)  # a following toxic counts from here
             stage.send(chunk)
         stage.close()
